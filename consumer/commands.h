@@ -1,0 +1,20 @@
+/*
+ * The `scanwatch` subcommands. Each lives in its own cmd_<name>.c and is
+ * listed once in main.c's table.
+ *
+ * A command gets the loaded settings (owned by main) and the arguments that
+ * were not setting flags: argv[0] is the command name. It returns the process
+ * exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
+ */
+#ifndef SCANWATCH_COMMANDS_H
+#define SCANWATCH_COMMANDS_H
+
+#include "scanwatch/settings.h"
+
+#define SW_EXIT_OK 0
+#define SW_EXIT_FAIL 1
+#define SW_EXIT_USAGE 2
+
+int sw_cmd_check_config(sw_config *cfg, int argc, char **argv);
+
+#endif
