@@ -72,17 +72,41 @@ enum {
 /* ------------------------------------------------------------ vocab -- */
 
 static const char *const packages[] = {
-    "openssl", "libssl3",  "zlib1g", "curl",     "libcurl4", "glibc",    "libc6",   "busybox",
-    "expat",   "libxml2",  "sqlite", "ncurses",  "bash",     "tar",      "gzip",    "xz-utils",
-    "py",      "requests", "urllib3", "jinja2",  "log4j-core", "jackson-databind", "netty",
-    "lodash",  "minimist", "express", "golang.org/x/net", "github.com/gin-gonic/gin",
+    "openssl",
+    "libssl3",
+    "zlib1g",
+    "curl",
+    "libcurl4",
+    "glibc",
+    "libc6",
+    "busybox",
+    "expat",
+    "libxml2",
+    "sqlite",
+    "ncurses",
+    "bash",
+    "tar",
+    "gzip",
+    "xz-utils",
+    "py",
+    "requests",
+    "urllib3",
+    "jinja2",
+    "log4j-core",
+    "jackson-databind",
+    "netty",
+    "lodash",
+    "minimist",
+    "express",
+    "golang.org/x/net",
+    "github.com/gin-gonic/gin",
 };
 #define N_PACKAGES (sizeof packages / sizeof packages[0])
 
-static const char *const repos[] = {"payments/api",  "payments/worker", "web/frontend",
-                                    "web/backend",   "platform/nginx",  "platform/redis",
-                                    "data/etl",      "data/notebook",   "ml/inference",
-                                    "tools/ci-runner", "auth/keycloak", "search/indexer"};
+static const char *const repos[] = {"payments/api",    "payments/worker", "web/frontend",
+                                    "web/backend",     "platform/nginx",  "platform/redis",
+                                    "data/etl",        "data/notebook",   "ml/inference",
+                                    "tools/ci-runner", "auth/keycloak",   "search/indexer"};
 #define N_REPOS (sizeof repos / sizeof repos[0])
 
 static const char *const registries[] = {"ContosoProdACR", "ContosoDevACR", "FabrikamACR"};
@@ -105,7 +129,8 @@ const char sw_gen_usage[] =
     "  --casing C            camel | pascal | mixed (chosen per image; default mixed)\n"
     "  --mode M              full: rescans re-send every active finding (default);\n"
     "                        delta: only new and resolved findings\n"
-    "  --snapshot-every N    every Nth scan (1-based) is a weekly-style snapshot: isSnapshot=true,\n"
+    "  --snapshot-every N    every Nth scan (1-based) is a weekly-style snapshot: "
+    "isSnapshot=true,\n"
     "                        the complete active set, no resolved records (default 0 = never)\n"
     "  --clean F             fraction of images that scan clean: one Healthy marker per scan\n"
     "  --other F             probability of a non-container event (regulatory compliance, VM\n"
@@ -148,8 +173,8 @@ static bool parse_int(const char *flag, const char *v, long long min, long long 
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (errno != 0 || end == v || *end != '\0' || x < min || x > max) {
-        return sw_err_set(err, SW_E_INVALID_ARG, "%s: '%s' is not an integer in [%lld, %lld]",
-                          flag, v, min, max);
+        return sw_err_set(err, SW_E_INVALID_ARG, "%s: '%s' is not an integer in [%lld, %lld]", flag,
+                          v, min, max);
     }
     *out = x;
     return true;
@@ -420,7 +445,7 @@ typedef struct image {
     int shape; /* 0 qualys, 1 mdvm, 2 individual */
     bool pascal;
     bool clean;
-    int cloud; /* mdvm: 0 ACR, 1 AKS runtime, 2 AWS, 3 GCP */
+    int cloud;        /* mdvm: 0 ACR, 1 AKS runtime, 2 AWS, 3 GCP */
     bool qualys_host; /* Qualys record carries registryHost */
     char host[96];
     char registry[32]; /* ACR name (Azure) */
@@ -437,8 +462,9 @@ typedef struct image {
 static void guid(uint64_t h, char out[37])
 {
     uint64_t a = mix64(h), b = mix64(a);
-    snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff,
-             (unsigned)a & 0xffff, (unsigned)(b >> 48), (unsigned long long)(b & 0xffffffffffffULL));
+    snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
+             (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xffff, (unsigned)(b >> 48),
+             (unsigned long long)(b & 0xffffffffffffULL));
 }
 
 static void hex64(uint64_t h, char *out)
@@ -472,7 +498,11 @@ static bool image_init(const sw_gen_opts *o, int i, image *im)
                  (o->casing == SW_GEN_MIXED && unit(h4(s, (uint64_t)i, H_IMAGE_CASE, 0)) < 0.5);
     im->clean = unit(h4(s, (uint64_t)i, H_IMAGE_CLEAN, 0)) < o->clean;
     uint64_t hc = h4(s, (uint64_t)i, H_IMAGE_CLOUD, 0);
-    im->cloud = im->shape == 1 ? (int)(hc % 10 < 7 ? 0 : hc % 10 == 7 ? 1 : hc % 10 == 8 ? 2 : 3) : 0;
+    im->cloud = im->shape == 1 ? (int)(hc % 10 < 7    ? 0
+                                       : hc % 10 == 7 ? 1
+                                       : hc % 10 == 8 ? 2
+                                                      : 3)
+                               : 0;
     im->qualys_host = h4(s, (uint64_t)i, H_IMAGE_HOST, 1) % 3 != 0;
     snprintf(im->registry, sizeof im->registry, "%s",
              registries[h4(s, (uint64_t)i, H_IMAGE_HOST, 0) % 3]);
@@ -521,7 +551,7 @@ static bool image_init(const sw_gen_opts *o, int i, image *im)
 }
 
 typedef struct vuln {
-    char id[32];      /* CVE (MDVM, individual) or QID (Qualys) */
+    char id[32]; /* CVE (MDVM, individual) or QID (Qualys) */
     char cve[32];
     const char *package;
     char version[24];
@@ -544,7 +574,8 @@ static void vuln_of(const sw_gen_opts *o, const image *im, int ordinal, vuln *v)
     } else {
         memcpy(v->id, v->cve, sizeof v->id);
     }
-    v->package = packages[h4(o->seed, (uint64_t)im->index, H_FIND_PKG, (uint64_t)ordinal) % N_PACKAGES];
+    v->package =
+        packages[h4(o->seed, (uint64_t)im->index, H_FIND_PKG, (uint64_t)ordinal) % N_PACKAGES];
     snprintf(v->version, sizeof v->version, "%d.%d.%d", (int)((h >> 16) % 4), (int)((h >> 20) % 12),
              (int)((h >> 24) % 30));
     v->fixable = (h >> 30) % 4 != 0;
@@ -615,7 +646,8 @@ static void status_obj(jw *w, const rec_args *a, const char *sev)
     jw_str(w, "severity", a->v == NULL ? "Unknown" : sev);
     if (a->v != NULL) {
         jw_str(w, "cause", "");
-        jw_str(w, "description", a->healthy ? "The resource is healthy" : "The resource is unhealthy");
+        jw_str(w, "description",
+               a->healthy ? "The resource is healthy" : "The resource is unhealthy");
     }
     jw_close(w, '}');
 }
@@ -762,14 +794,12 @@ static void clean_guid(const sw_gen_opts *o, const image *im, sw_time_us t, char
 
 static void mdvm_body(const sw_gen_opts *o, jw *w, const rec_args *a)
 {
-    static const char *const arts[] = {"AzureContainerRegistryVulnerability",
-                                       "AzureContainerVulnerability",
-                                       "AwsContainerRegistryVulnerability",
-                                       "GcpContainerRegistryVulnerability"};
-    static const char *const keys[] = {"c0b7cfc6-3172-465a-b378-53c7ff2cc0d5",
-                                       "c609cf0f-71ab-41e9-a3c6-9a1f7fe1b8d5",
-                                       "c27441ae-775c-45be-8ffa-655de37362ce",
-                                       "5cc3a2c1-8397-456f-8792-fe9d0d4c9145"};
+    static const char *const arts[] = {
+        "AzureContainerRegistryVulnerability", "AzureContainerVulnerability",
+        "AwsContainerRegistryVulnerability", "GcpContainerRegistryVulnerability"};
+    static const char *const keys[] = {
+        "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5", "c609cf0f-71ab-41e9-a3c6-9a1f7fe1b8d5",
+        "c27441ae-775c-45be-8ffa-655de37362ce", "5cc3a2c1-8397-456f-8792-fe9d0d4c9145"};
     const image *im = a->im;
     const vuln *v = a->v;
     char id[400], g[40], ts[48], text[256];
@@ -864,8 +894,9 @@ static void qualys_body(const sw_gen_opts *o, jw *w, const rec_args *a)
                "Successful exploitation of this vulnerability could lead to a security breach or "
                "could affect integrity, availability, and confidentiality.");
         jw_str(w, "category", "Debian");
-        snprintf(text, sizeof text, "Debian has released a security update for %s to fix the "
-                                    "vulnerabilities.",
+        snprintf(text, sizeof text,
+                 "Debian has released a security update for %s to fix the "
+                 "vulnerabilities.",
                  v->package);
         jw_str(w, "description", text);
     }
@@ -1000,10 +1031,12 @@ static void other_body(const sw_gen_opts *o, jw *w, uint64_t h, sw_time_us t)
                "regulatoryComplianceStandards/Microsoft-cloud-security-benchmark/"
                "regulatoryComplianceControls/LT.5/regulatoryComplianceAssessments/"
                "45cfe080-ceb1-a91e-9743-71551ed24e94");
-        jw_str(w, "type", "Microsoft.Security/regulatoryComplianceStandards/"
-                          "regulatoryComplianceControls/regulatoryComplianceAssessments");
+        jw_str(w, "type",
+               "Microsoft.Security/regulatoryComplianceStandards/"
+               "regulatoryComplianceControls/regulatoryComplianceAssessments");
         jw_obj(w, "properties");
-        jw_str(w, "description", "Log Analytics agent should be installed on virtual machine scale sets");
+        jw_str(w, "description",
+               "Log Analytics agent should be installed on virtual machine scale sets");
         jw_str(w, "state", "Skipped");
         jw_close(w, '}');
         jw_close(w, '}');
@@ -1015,9 +1048,10 @@ static void other_body(const sw_gen_opts *o, jw *w, uint64_t h, sw_time_us t)
         jw_bool(w, "isSnapshot", false);
         jw_close(w, '}');
         jw_str(w, "type", "Microsoft.Security/assessments");
-        jw_str(w, "id", "/subscriptions/12cabcb4-86e8-404f-a3d2-1dc9982f45ca/resourcegroups/web/"
-                        "providers/microsoft.web/sites/web1/providers/Microsoft.Security/"
-                        "assessments/7b3d4796-9400-2904-692b-4a5ede7f0a1e");
+        jw_str(w, "id",
+               "/subscriptions/12cabcb4-86e8-404f-a3d2-1dc9982f45ca/resourcegroups/web/"
+               "providers/microsoft.web/sites/web1/providers/Microsoft.Security/"
+               "assessments/7b3d4796-9400-2904-692b-4a5ede7f0a1e");
         jw_obj(w, "properties");
         jw_str(w, "displayName", "CORS should not allow every resource to access Function Apps");
         jw_obj(w, "status");
@@ -1040,10 +1074,11 @@ static void other_body(const sw_gen_opts *o, jw *w, uint64_t h, sw_time_us t)
         jw_bool(w, "isSnapshot", false);
         jw_close(w, '}');
         jw_str(w, "type", "Microsoft.Security/assessments/subAssessments");
-        jw_str(w, "id", "/subscriptions/12cabcb4-86e8-404f-a3d2-1dc9982f45ca/resourcegroups/vm/"
-                        "providers/microsoft.compute/virtualmachines/vm1/providers/"
-                        "Microsoft.Security/assessments/c476dc48-8110-4139-91af-c8d940896b98/"
-                        "subassessments/93d2736e-7329-8806-3ef6-e71bb2203d11");
+        jw_str(w, "id",
+               "/subscriptions/12cabcb4-86e8-404f-a3d2-1dc9982f45ca/resourcegroups/vm/"
+               "providers/microsoft.compute/virtualmachines/vm1/providers/"
+               "Microsoft.Security/assessments/c476dc48-8110-4139-91af-c8d940896b98/"
+               "subassessments/93d2736e-7329-8806-3ef6-e71bb2203d11");
         jw_obj(w, "properties");
         jw_str(w, "id", "93d2736e-7329-8806-3ef6-e71bb2203d11");
         jw_str(w, "displayName", "Ensure DCCP is disabled");
@@ -1115,7 +1150,8 @@ static bool add_record(out *ou)
     }
     if (ou->o->batch > 1) {
         if (ou->in_batch == 0) {
-            sw_buf_append_str(&ou->batch, ou->o->wrap == SW_GEN_WRAP_RECORDS ? "{\"records\":[" : "[");
+            sw_buf_append_str(&ou->batch,
+                              ou->o->wrap == SW_GEN_WRAP_RECORDS ? "{\"records\":[" : "[");
         } else {
             sw_buf_append_char(&ou->batch, ',');
         }

@@ -28,10 +28,10 @@ typedef enum { SW_GEN_WRAP_ARRAY, SW_GEN_WRAP_RECORDS } sw_gen_wrap;
 typedef struct sw_gen_opts {
     uint64_t seed;
     int images;
-    int findings;       /* active findings per image at its first scan */
-    int rescans;        /* scans after the first one */
-    double churn;       /* fraction of an image's findings replaced at each rescan */
-    int mix[3];         /* relative weights: Qualys, MDVM, individual images */
+    int findings; /* active findings per image at its first scan */
+    int rescans;  /* scans after the first one */
+    double churn; /* fraction of an image's findings replaced at each rescan */
+    int mix[3];   /* relative weights: Qualys, MDVM, individual images */
     sw_gen_casing casing;
     sw_gen_mode mode;
     int snapshot_every; /* every Nth scan (1-based) is a snapshot; 0 = never */

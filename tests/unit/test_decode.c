@@ -57,8 +57,8 @@ static void coll_free(coll *c)
 
 static sw_decoder *dec;
 
-static bool decode_with(sw_decoder *d, const char *body, size_t len, coll *c,
-                        sw_decode_result *res, sw_err *err)
+static bool decode_with(sw_decoder *d, const char *body, size_t len, coll *c, sw_decode_result *res,
+                        sw_err *err)
 {
     coll_free(c);
     /* An exact-size heap copy: ASan sees any read past the body. */
@@ -484,8 +484,8 @@ static void remove_at(cJSON *j, const char *parent, const char *key)
 
 static void replace_at(cJSON *j, const char *parent, const char *key, cJSON *v)
 {
-    assert_true(cJSON_ReplaceItemInObjectCaseSensitive(parent[0] != '\0' ? at(j, parent) : j,
-                                                       key, v));
+    assert_true(
+        cJSON_ReplaceItemInObjectCaseSensitive(parent[0] != '\0' ? at(j, parent) : j, key, v));
 }
 
 static bool decode_json(const cJSON *j, coll *c, sw_decode_result *res, sw_err *err)
@@ -589,9 +589,10 @@ static void test_body_framings(void **state)
     assert_int_equal(res.findings, 0);
 
     /* One bad record spoils the whole body: nothing is emitted. */
-    snprintf(body, sizeof body, "[%s,{\"type\":\"Microsoft.Security/assessments/subAssessments\","
-                                "\"properties\":{\"status\":{\"code\":7},\"additionalData\":{"
-                                "\"assessedResourceType\":\"ContainerRegistryVulnerability\"}}}]",
+    snprintf(body, sizeof body,
+             "[%s,{\"type\":\"Microsoft.Security/assessments/subAssessments\","
+             "\"properties\":{\"status\":{\"code\":7},\"additionalData\":{"
+             "\"assessedResourceType\":\"ContainerRegistryVulnerability\"}}}]",
              mdvm_base);
     expect_bad_str(body, SW_DECODE_BAD_WRONG_TYPE, "record 1: properties.status.code");
     coll_free(&c);
@@ -657,12 +658,14 @@ static void test_image_fallbacks(void **state)
     /* AWS form: everything from "<host>/<repo>@<digest>". */
     j = base_json();
     remove_at(j, "properties.additionalData", "artifactDetails");
-    replace_at(j, "properties.resourceDetails", "id",
-               cJSON_CreateString("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app@sha256:bb"));
+    replace_at(
+        j, "properties.resourceDetails", "id",
+        cJSON_CreateString("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app@sha256:bb"));
     replace_at(j, "properties.additionalData", "assessedResourceType",
                cJSON_CreateString("AwsContainerRegistryVulnerability"));
     assert_true(decode_json(j, &c, &res, &err));
-    expect_str(c.items[0], "image", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app@sha256:bb");
+    expect_str(c.items[0], "image",
+               "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app@sha256:bb");
     assert_int_equal(farr_len(c.items[0], "tags"), 0);
     cJSON_Delete(j);
     /* A QID as a JSON number. */
@@ -718,7 +721,8 @@ static void test_wrong_types(void **state)
     replace_at(j, "properties", "status", cJSON_CreateArray());
     expect_json_bad(j, SW_DECODE_BAD_WRONG_TYPE, "properties.status is an array");
     j = base_json();
-    replace_at(j, "properties.additionalData.artifactDetails", "tags", cJSON_CreateString("latest"));
+    replace_at(j, "properties.additionalData.artifactDetails", "tags",
+               cJSON_CreateString("latest"));
     expect_json_bad(j, SW_DECODE_BAD_WRONG_TYPE, "tags");
     j = base_json();
     replace_at(j, "properties.additionalData.artifactDetails", "digest", cJSON_CreateNumber(1));
@@ -777,8 +781,9 @@ static void test_depth_limit(void **state)
     free(deep);
     /* Brackets inside strings do not count. */
     char body[512];
-    snprintf(body, sizeof body, "{\"x\":\"%s\"}",
-             "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
+    snprintf(
+        body, sizeof body, "{\"x\":\"%s\"}",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
     assert_true(decode_str(body, &c, &res, &err));
 }
 
@@ -817,7 +822,7 @@ static void test_size_limit_and_big_string(void **state)
 
 static void test_utf8(void **state)
 {
-    static const char *const bad[] = {"\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+    static const char *const bad[] = {"\xff",     "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
                                       "\xe2\x82", "\x80"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *s = with_description(4, 'y');
