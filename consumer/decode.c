@@ -1163,6 +1163,38 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
     return 0;
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Bytes of v that are zero get their high bit set (exact for the lowest; no false negatives). */
+static uint64_t zero_bytes(uint64_t v)
+{
+    return (v - ONES) & ~v & HIGHS;
+}
+
+/*
+ * Skips string bytes that need no attention (printable ASCII other than '"'
+ * and '\\'), eight at a time: the pre-scan runs over every body, so it must
+ * cost little next to the parse itself.
+ */
+static size_t skip_plain(const unsigned char *p, size_t n, size_t i)
+{
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        uint64_t special = (w & HIGHS) | ((w - 0x2020202020202020ULL) & ~w & HIGHS) |
+                           zero_bytes(w ^ (0x22 * ONES)) | zero_bytes(w ^ (0x5c * ONES));
+        if (special != 0) {
+            break;
+        }
+        i += 8;
+    }
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\') {
+        i++;
+    }
+    return i;
+}
+
 /*
  * One pass before cJSON: nesting depth (cJSON's own limit is a compile-time
  * 1000 and reports "not JSON"), UTF-8 validity (cJSON does not check), NUL and
@@ -1178,9 +1210,7 @@ static bool prescan(const unsigned char *p, size_t n, int max_depth, sw_decode_b
         if (ch == '"') {
             i++;
             for (;;) {
-                while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\') {
-                    i++;
-                }
+                i = skip_plain(p, n, i);
                 if (i >= n) {
                     return true; /* unterminated: cJSON reports it */
                 }
