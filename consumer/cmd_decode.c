@@ -32,9 +32,12 @@ typedef enum { LINE_OK, LINE_TOO_LONG, LINE_EOF, LINE_ERROR } line_status;
 static line_status read_line(line_reader *r, size_t *len, size_t *full_len)
 {
     size_t n = 0, total = 0;
-    int ch;
     bool any = false;
-    while ((ch = getc_unlocked(r->in)) != EOF) {
+    for (;;) {
+        int ch = getc_unlocked(r->in);
+        if (ch == EOF) {
+            break;
+        }
         any = true;
         if (ch == '\n') {
             break;

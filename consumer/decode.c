@@ -302,6 +302,10 @@ struct sw_decoder {
     sw_decode_opts opts;
     cJSON *tree; /* the last body's tree: findings borrow its strings */
     arena mem;
+    /* The body's findings before they are emitted; grows with the number of
+     * container records (each at least ~100 bytes of input), kept across calls. */
+    sw_finding *found;
+    size_t found_cap;
 };
 
 typedef struct rec_ctx {
@@ -379,6 +383,7 @@ void sw_decoder_free(sw_decoder *d)
     }
     cJSON_Delete(d->tree);
     arena_free(&d->mem);
+    free(d->found);
     free(d);
 }
 
@@ -489,8 +494,8 @@ static bool lookup(rec_ctx *c, const fpath *p, const cJSON **out)
         return true;
     }
     for (int i = 0; i < PATH_KEYS && p->k[i] != NULL; i++) {
-        if (node == NULL) {
-            return true;
+        if (node == NULL || cJSON_IsNull(node)) {
+            return true; /* an absent or null parent: the value is absent */
         }
         if (!cJSON_IsObject(node)) {
             char where[160];
@@ -1377,10 +1382,6 @@ bool sw_decode_body(sw_decoder *d, const void *body, size_t len, sw_finding_fn f
         return false;
     }
     res->records = n;
-    sw_finding *findings = arena_alloc(&d->mem, (n > 0 ? n : 1) * sizeof *findings);
-    if (findings == NULL) {
-        return body_fail(res, err, SW_DECODE_BAD_NOMEM, "out of memory");
-    }
     /* All records first: a body is emitted whole or not at all. */
     size_t nf = 0;
     rec_ctx c = {.d = d, .multi = n > 1, .bad = &res->bad, .err = err};
@@ -1395,16 +1396,26 @@ bool sw_decode_body(sw_decoder *d, const void *body, size_t len, sw_finding_fn f
             count_skip(res, cl.kind);
             continue;
         }
-        if (!decode_finding(&c, cl.shape, &findings[nf])) {
+        if (nf == d->found_cap) {
+            size_t cap = d->found_cap > 0 ? d->found_cap * 2 : 16;
+            sw_finding *p = realloc(d->found, cap * sizeof *p);
+            if (p == NULL) {
+                return body_fail(res, err, SW_DECODE_BAD_NOMEM, "out of memory");
+            }
+            d->found = p;
+            d->found_cap = cap;
+        }
+        if (!decode_finding(&c, cl.shape, &d->found[nf])) {
             return false;
         }
         nf++;
     }
     for (size_t i = 0; i < nf; i++) {
+        const sw_finding *f = &d->found[i];
         res->findings++;
-        res->by_shape[findings[i].shape]++;
-        res->clean_markers += findings[i].clean_marker ? 1 : 0;
-        if (!fn(ctx, &findings[i])) {
+        res->by_shape[f->shape]++;
+        res->clean_markers += f->clean_marker ? 1 : 0;
+        if (!fn(ctx, f)) {
             res->stopped = true;
             break;
         }

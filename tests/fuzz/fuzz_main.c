@@ -52,8 +52,11 @@ int main(int argc, char **argv)
             files++;
             continue;
         }
-        struct dirent *e;
-        while ((e = readdir(dir)) != NULL) {
+        for (;;) {
+            const struct dirent *e = readdir(dir);
+            if (e == NULL) {
+                break;
+            }
             if (e->d_name[0] == '.') {
                 continue;
             }

@@ -668,6 +668,19 @@ static void test_image_fallbacks(void **state)
                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app@sha256:bb");
     assert_int_equal(farr_len(c.items[0], "tags"), 0);
     cJSON_Delete(j);
+    /* null parents are absent parents: CVSS 3.0 null falls back to 2.0. */
+    j = base_json();
+    remove_at(j, "properties.additionalData", "cvssV30Score");
+    replace_at(j, "properties.additionalData.vulnerabilityDetails", "cvss",
+               cJSON_Parse("{\"2.0\":{\"base\":5.1},\"3.0\":null}"));
+    assert_true(decode_json(j, &c, &res, &err));
+    assert_true(fnum(c.items[0], "cvss") == 5.1);
+    cJSON_Delete(j);
+    j = base_json();
+    replace_at(j, "properties.additionalData", "artifactDetails", cJSON_CreateNull());
+    assert_true(decode_json(j, &c, &res, &err));
+    expect_str(c.items[0], "image", mdvm_image);
+    cJSON_Delete(j);
     /* A QID as a JSON number. */
     j = base_json();
     replace_at(j, "properties", "id", cJSON_CreateNumber(198408));
