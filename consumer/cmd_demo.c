@@ -163,7 +163,9 @@ static void report(const demo *d, const sw_decode_stats *st, const char *path, i
     size_t sev_total[SW_SEV_COUNT] = {0};
     size_t active_total = 0;
     int scans_total = 0;
-    printf("scanwatch demo: decoded %s\n\n", path);
+    printf("scanwatch demo: decoded the sample stream %s\n", path);
+    printf("(a Defender continuous-export stream made by sw-gen: each image scanned three times, "
+           "a day apart)\n\n");
     printf("%-72s %-10s %5s  %s\n", "image", "shape", "scans", "active after the latest scan");
     for (size_t i = 0; i < d->n; i++) {
         const demo_image *im = &d->images[i];

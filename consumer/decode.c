@@ -720,13 +720,15 @@ typedef struct image_parts {
     size_t digest_len;
 } image_parts;
 
-/* "/repositories/<repo>/images/<digest>" (Azure) or "<host>/<repo>@<digest>" (AWS/GCP). */
+/* "[...]/repositories/<repo>/images/<digest>" (Azure) or "<host>/<repo>@<digest>" (AWS/GCP). */
 static void parse_resource_id(const char *id, image_parts *ip)
 {
     static const char repos[] = "/repositories/";
     static const char images[] = "/images/";
-    if (strncasecmp(id, repos, sizeof repos - 1) == 0) {
-        const char *r = id + sizeof repos - 1;
+    /* Also inside a longer ARM-style id (".../registries/<r>/repositories/..."). */
+    const char *rp = strcasestr(id, repos);
+    if (rp != NULL) {
+        const char *r = rp + sizeof repos - 1;
         const char *im = strcasestr(r, images);
         if (im != NULL && im > r && im[sizeof images - 1] != '\0') {
             if (ip->repo == NULL) {

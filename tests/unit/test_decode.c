@@ -668,6 +668,16 @@ static void test_image_fallbacks(void **state)
                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app@sha256:bb");
     assert_int_equal(farr_len(c.items[0], "tags"), 0);
     cJSON_Delete(j);
+    /* An ARM-style image id: repository and digest after "/repositories/", registry from the ARM part. */
+    j = base_json();
+    remove_at(j, "properties.additionalData", "artifactDetails");
+    replace_at(j, "properties.resourceDetails", "id",
+               cJSON_CreateString("/subscriptions/s/resourceGroups/rg/providers/"
+                                  "Microsoft.ContainerRegistry/registries/ContosoACR/repositories/"
+                                  "web/api/images/sha256:aaaa"));
+    assert_true(decode_json(j, &c, &res, &err));
+    expect_str(c.items[0], "image", mdvm_image);
+    cJSON_Delete(j);
     /* null parents are absent parents: CVSS 3.0 null falls back to 2.0. */
     j = base_json();
     remove_at(j, "properties.additionalData", "cvssV30Score");
