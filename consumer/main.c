@@ -18,6 +18,10 @@ struct command {
 static const struct command commands[] = {
     {"check-config", sw_cmd_check_config,
      "check-config [--json|--markdown]   validate settings and print the effective values"},
+    {"demo", sw_cmd_demo,
+     "demo [STREAM.ndjson]               decode the bundled sample stream and summarize it"},
+    {"decode", sw_cmd_decode,
+     "decode [FILE|-]                    NDJSON message bodies in, normalized findings out"},
 };
 
 static void usage(FILE *out)

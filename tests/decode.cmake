@@ -1,0 +1,48 @@
+# Decoder tests (issue 2): samples, hand-made variants, the generator, the
+# `scanwatch decode` CLI, the demo, and the fuzz corpus as a regression test.
+add_subdirectory(gen)
+
+sw_add_unit_test(test_decode SOURCES unit/test_decode.c
+  LIBS sw_consumer sw_gen PkgConfig::CJSON)
+
+add_test(NAME decode_cli
+  COMMAND ${CMAKE_COMMAND} -DSCANWATCH=$<TARGET_FILE:scanwatch>
+          -DCOMPACT=$<TARGET_FILE:sw-compact-json> -DGEN=$<TARGET_FILE:sw-gen>
+          -DSAMPLES=${PROJECT_SOURCE_DIR}/tests/data/samples
+          -DWORK=${CMAKE_CURRENT_BINARY_DIR}/decode_cli.work
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/decode_cli.cmake)
+set_tests_properties(decode_cli PROPERTIES LABELS unit)
+
+# Fuzzing the decoder. With -DSW_FUZZ=ON (and CC=clang): the libFuzzer target
+# fuzz_decode, the decoder compiled into it with coverage instrumentation.
+# Always: fuzz_decode_replay feeds every corpus file through the same target.
+set(SW_DECODE_CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/decode)
+if(SW_FUZZ)
+  add_executable(fuzz_decode fuzz/fuzz_decode.c
+    ${PROJECT_SOURCE_DIR}/consumer/decode.c ${PROJECT_SOURCE_DIR}/consumer/finding.c)
+  target_include_directories(fuzz_decode PRIVATE ${PROJECT_SOURCE_DIR}/include)
+  target_compile_options(fuzz_decode PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_decode PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_decode PRIVATE sw_common PkgConfig::CJSON m)
+endif()
+add_executable(fuzz_decode_replay fuzz/fuzz_decode.c fuzz/fuzz_main.c)
+target_link_libraries(fuzz_decode_replay PRIVATE sw_consumer sw_common PkgConfig::CJSON)
+add_test(NAME fuzz_decode_corpus COMMAND fuzz_decode_replay ${SW_DECODE_CORPUS})
+set_tests_properties(fuzz_decode_corpus PROPERTIES LABELS unit)
+
+# The demo's bundled stream is sw-gen output; fail when the generator drifts from it.
+set(SW_DEMO_STREAM_ARGS --seed 1 --images 8 --findings 10 --rescans 2 --churn 0.3 --mix 1,1,1
+  --clean 0.15 --other 0.1 --bad 0.02 --snapshot-every 3)
+string(REPLACE ";" " " _demo_args "${SW_DEMO_STREAM_ARGS}")
+add_test(NAME demo_stream_drift
+  COMMAND ${CMAKE_COMMAND} -DGEN=$<TARGET_FILE:sw-gen> "-DARGS=${SW_DEMO_STREAM_ARGS}"
+          -DSTREAM=${PROJECT_SOURCE_DIR}/tests/data/demo-stream.ndjson
+          -DOUT=${CMAKE_CURRENT_BINARY_DIR}/demo-stream.regenerated.ndjson
+          "-DHOWTO=build/tests/gen/sw-gen ${_demo_args} --out tests/data/demo-stream.ndjson"
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/demo_stream_drift.cmake)
+set_tests_properties(demo_stream_drift PROPERTIES LABELS unit)
+
+# The first demo: decodes the bundled stream and summarizes it.
+add_test(NAME demo_summary COMMAND scanwatch demo)
+set_tests_properties(demo_summary PROPERTIES LABELS unit
+  PASS_REGULAR_EXPRESSION "images: 8, scans: 24.*findings: [0-9]+ \\(qualys [1-9][0-9]*, mdvm [1-9][0-9]*, individual [1-9][0-9]*\\)")
