@@ -11,7 +11,7 @@ set_tests_properties(emulator_test_certs PROPERTIES
 
 # Fault injection through the control channel, with a bare proton client.
 add_executable(test_emulator_faults emulator/test_emulator_faults.c)
-target_link_libraries(test_emulator_faults PRIVATE sw_common PkgConfig::PROTON)
+target_link_libraries(test_emulator_faults PRIVATE sw_common PkgConfig::PROTON PkgConfig::OPENSSL)
 add_test(NAME emulator_faults
   COMMAND test_emulator_faults $<TARGET_FILE:scanwatch-emulator>)
 set_tests_properties(emulator_faults PROPERTIES LABELS integration TIMEOUT 120)
