@@ -103,7 +103,7 @@ bool sw_state_image_get(sw_state *st, const char *image, sw_state_image_fn fn, v
         return false;
     }
     *found = v != NULL || window_exists(st, image);
-    if (*found) {
+    if (*found && fn != NULL) {
         report_image(st, image, v, vl, fn, ctx);
     }
     rocksdb_free(v);

@@ -3,3 +3,5 @@
 # `scanwatch process`.
 sw_add_unit_test(test_state_store SOURCES unit/test_state_store.c unit/state_test_util.c
   LIBS sw_state)
+sw_add_unit_test(test_state_engine SOURCES unit/test_state_engine.c unit/state_test_util.c
+  LIBS sw_state PkgConfig::CJSON)
