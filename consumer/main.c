@@ -18,6 +18,8 @@ struct command {
 static const struct command commands[] = {
     {"check-config", sw_cmd_check_config,
      "check-config [--json|--markdown]   validate settings and print the effective values"},
+    {"decode", sw_cmd_decode,
+     "decode [FILE|-]                    NDJSON message bodies in, normalized findings out"},
 };
 
 static void usage(FILE *out)

@@ -35,7 +35,9 @@
     X(MAX_MESSAGE_SIZE, max_message_size, SIZE, "1048576", 1024, SW_MIB(256), NULL, \
       "Largest event body decoded; larger bodies are bad events (Event Hubs' own limit is 1 MiB).") \
     X(MAX_JSON_DEPTH, max_json_depth, INT, "64", 4, 1000, NULL, \
-      "Deepest JSON nesting accepted in an event body; deeper bodies are bad events.")
+      "Deepest JSON nesting accepted in an event body; deeper bodies are bad events.") \
+    X(ACR_LOGIN_SUFFIX, acr_login_suffix, STRING, "azurecr.io", 0, 0, NULL, \
+      "Login-server suffix for an Azure Container Registry named only by its ARM id (Qualys records without registryHost): <name>.<suffix>. azurecr.cn / azurecr.us in national clouds.")
 
 #define SW_SETTINGS_SCAN(X) \
     X(SCAN_QUIET, scan_quiet, DURATION, "300s", SW_S(1), SW_S(86400), NULL, \
