@@ -20,6 +20,10 @@ static const struct command commands[] = {
      "check-config [--json|--markdown]   validate settings and print the effective values"},
     {"decode", sw_cmd_decode,
      "decode [FILE|-]                    NDJSON message bodies in, normalized findings out"},
+    {"process", sw_cmd_process,
+     "process --state DIR [--diff-log FILE] FILE...   NDJSON bodies -> windows -> state, offline"},
+    {"state", sw_cmd_state,
+     "state images|show IMAGE|checkpoints|outbox|dead-letter --state DIR [--json]"},
 };
 
 static void usage(FILE *out)

@@ -50,6 +50,11 @@ typedef struct sw_state_opts {
     size_t dead_letter_max_bytes; /* bytes of a bad event kept; 0 = 64 KiB */
 } sw_state_opts;
 
+/* From loaded settings (state_dir, state_sync, state_block_cache,
+ * state_write_buffer, dead_letter_max_bytes); strings stay owned by cfg. */
+struct sw_config;
+void sw_state_opts_from_config(sw_state_opts *opts, const struct sw_config *cfg);
+
 /*
  * Opens (creating when allowed) the store in opts->dir. Fails with
  * SW_E_SCHEMA when the stored schema version is newer than this build (the

@@ -75,6 +75,12 @@ typedef struct sw_state_engine_opts {
 
 typedef struct sw_state_engine sw_state_engine;
 
+/* From loaded settings (scan_quiet, rescan_semantics, first_scan,
+ * baseline_until, diff_basis, diff_log, max_window_records); strings stay
+ * owned by cfg. */
+struct sw_config;
+void sw_state_engine_opts_from_config(sw_state_engine_opts *opts, const struct sw_config *cfg);
+
 /* The position of the event a record came from. Strings are copied. */
 typedef struct sw_state_pos {
     const char *partition;
