@@ -265,7 +265,7 @@ sw_state *sw_state_open(const sw_state_opts *o, sw_err *err)
             rocksdb_column_family_handle_destroy(handles[SW_CF_COUNT + i]);
         }
     }
-    if (!check_schema(st, !exists && !o->read_only, err)) {
+    if (!check_schema(st, !o->read_only, err)) {
         goto fail;
     }
     load_counters(st);
