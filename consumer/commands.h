@@ -16,6 +16,8 @@
 #define SW_EXIT_USAGE 2
 
 int sw_cmd_check_config(sw_config *cfg, int argc, char **argv);
+int sw_cmd_process(sw_config *cfg, int argc, char **argv);
+int sw_cmd_state(sw_config *cfg, int argc, char **argv);
 int sw_cmd_decode(sw_config *cfg, int argc, char **argv);
 int sw_cmd_demo(sw_config *cfg, int argc, char **argv);
 

@@ -22,6 +22,10 @@ static const struct command commands[] = {
      "demo [STREAM.ndjson]               decode the bundled sample stream and summarize it"},
     {"decode", sw_cmd_decode,
      "decode [FILE|-]                    NDJSON message bodies in, normalized findings out"},
+    {"process", sw_cmd_process,
+     "process --state DIR [--diff-log FILE] FILE...   NDJSON bodies -> windows -> state, offline"},
+    {"state", sw_cmd_state,
+     "state images|show IMAGE|checkpoints|outbox|dead-letter --state DIR [--json]"},
 };
 
 static void usage(FILE *out)

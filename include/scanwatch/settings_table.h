@@ -51,13 +51,23 @@
     X(DIFF_BASIS, diff_basis, ENUM, "digest", 0, 0, "digest|tag", \
       "Diff an image against its own previous scan (digest) or against the previous digest of the same repo:tag (tag).") \
     X(DIFF_LOG, diff_log, STRING, "", 0, 0, NULL, \
-      "Also write each diff record as one JSON line to this file ('-' for stdout).")
+      "Also write each diff record as one JSON line to this file ('-' for stdout).") \
+    X(MAX_WINDOW_RECORDS, max_window_records, INT, "100000", 10, 10000000, NULL, \
+      "Most records one rescan window holds. A window reaching it is applied at once as a delta (never full, so a cut scan resolves nothing it did not see) and a new window opens; a warning is logged.")
 
 #define SW_SETTINGS_STATE(X) \
     X(STATE_SYNC, state_sync, BOOL, "true", 0, 0, NULL, \
       "fsync the RocksDB WAL on every batch that advances a checkpoint.") \
     X(IMAGE_TTL, image_ttl, DURATION, "30d", SW_S(3600), SW_S(86400LL * 3650), NULL, \
-      "Images not rescanned for this long are dropped from state.")
+      "Images not rescanned for this long are dropped from state.") \
+    X(STATE_BLOCK_CACHE, state_block_cache, SIZE, "8MiB", SW_MIB(1), SW_MIB(65536), NULL, \
+      "RocksDB block cache (data, index and filter blocks), shared by all column families.") \
+    X(STATE_WRITE_BUFFER, state_write_buffer, SIZE, "8MiB", SW_MIB(1), SW_MIB(1024), NULL, \
+      "RocksDB memtable size per column family (at most two per family are held in memory).") \
+    X(STATE_BATCH_EVENTS, state_batch_events, INT, "1000", 1, 1000000, NULL, \
+      "Events per RocksDB WriteBatch: one atomic commit of window records, applied windows, outbox records and the checkpoint.") \
+    X(DEAD_LETTER_MAX_BYTES, dead_letter_max_bytes, SIZE, "64KiB", 256, SW_MIB(16), NULL, \
+      "Bytes of a bad event's body kept in the dead letter (the rest is dropped; the full size is recorded).")
 
 #define SW_SETTINGS_AMQP(X)
 

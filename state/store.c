@@ -1,0 +1,794 @@
+/* The RocksDB store: open/close, schema, checkpoints, outbox, dead letter,
+ * notify KV, inspection. */
+#include "store_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "codec.h"
+#include "scanwatch/log.h"
+
+static const char *const cf_names[SW_CF_COUNT] = {"default", "meta",        "images", "sets",
+                                                  "windows", "checkpoints", "outbox", "dead_letter",
+                                                  "tags",    "notify"};
+
+bool sw_state_rerr(char *rerr, sw_err *err, const char *what)
+{
+    if (rerr == NULL) {
+        return true;
+    }
+    sw_err_set(err, SW_E_STATE, "%s: %s", what, rerr);
+    rocksdb_free(rerr);
+    return false;
+}
+
+int sw_state_schema_version(const sw_state *st)
+{
+    return st->schema;
+}
+
+bool sw_state_sync_enabled(const sw_state *st)
+{
+    return st->sync;
+}
+
+uint64_t sw_state_reserve_outbox(sw_state *st, uint64_t n)
+{
+    pthread_mutex_lock(&st->mu);
+    uint64_t first = st->outbox_next;
+    st->outbox_next += n;
+    pthread_mutex_unlock(&st->mu);
+    return first;
+}
+
+uint64_t sw_state_reserve_dead_letter(sw_state *st)
+{
+    pthread_mutex_lock(&st->mu);
+    uint64_t seq = st->dl_next++;
+    pthread_mutex_unlock(&st->mu);
+    return seq;
+}
+
+static char *get_raw(sw_state *st, sw_cf cf, const void *k, size_t kl, size_t *vl, sw_err *err)
+{
+    char *rerr = NULL;
+    char *v = rocksdb_get_cf(st->db, st->ro, st->cf[cf], k, kl, vl, &rerr);
+    if (!sw_state_rerr(rerr, err, "read")) {
+        return NULL;
+    }
+    return v;
+}
+
+/* Last key of a column family of 8-byte sequence keys, +1; 0 when empty. */
+static uint64_t next_seq_of(sw_state *st, sw_cf cf)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[cf]);
+    uint64_t next = 0;
+    rocksdb_iter_seek_to_last(it);
+    if (rocksdb_iter_valid(it)) {
+        size_t kl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl == 8) {
+            next = sw_dec_be64((const unsigned char *)k) + 1;
+        }
+    }
+    rocksdb_iter_destroy(it);
+    return next;
+}
+
+static bool check_schema(sw_state *st, bool fresh_allowed, sw_err *err)
+{
+    size_t vl = 0;
+    sw_err_clear(err);
+    char *v = get_raw(st, SW_CF_META, SW_META_SCHEMA, strlen(SW_META_SCHEMA), &vl, err);
+    if (!sw_err_ok(err)) {
+        return false;
+    }
+    if (v == NULL) {
+        if (!fresh_allowed) {
+            return sw_err_set(err, SW_E_SCHEMA, "state in '%s' has no schema version", "state_dir");
+        }
+        char text[16];
+        int n = snprintf(text, sizeof text, "%d", SW_STATE_SCHEMA_VERSION);
+        char *rerr = NULL;
+        rocksdb_put_cf(st->db, st->wo, st->cf[SW_CF_META], SW_META_SCHEMA, strlen(SW_META_SCHEMA),
+                       text, (size_t)n, &rerr);
+        st->schema = SW_STATE_SCHEMA_VERSION;
+        return sw_state_rerr(rerr, err, "write schema version");
+    }
+    char text[16] = {0};
+    memcpy(text, v, vl < sizeof text - 1 ? vl : sizeof text - 1);
+    rocksdb_free(v);
+    char *end = NULL;
+    errno = 0;
+    long ver = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || ver < 1 || ver > 1000000) {
+        return sw_err_set(err, SW_E_SCHEMA, "state schema version '%s' is not a number", text);
+    }
+    if (ver > SW_STATE_SCHEMA_VERSION) {
+        return sw_err_set(err, SW_E_SCHEMA,
+                          "state was written by a newer scanwatch (schema version %ld; this "
+                          "build understands up to %d); refusing to open it",
+                          ver, SW_STATE_SCHEMA_VERSION);
+    }
+    st->schema = (int)ver;
+    return true;
+}
+
+static void load_counters(sw_state *st)
+{
+    st->dl_next = next_seq_of(st, SW_CF_DEAD_LETTER);
+    st->outbox_next = next_seq_of(st, SW_CF_OUTBOX);
+    size_t vl = 0;
+    sw_err e;
+    char *v = get_raw(st, SW_CF_META, SW_META_OUTBOX_NEXT, strlen(SW_META_OUTBOX_NEXT), &vl, &e);
+    if (v != NULL && vl == 8) {
+        uint64_t m = sw_dec_be64((const unsigned char *)v);
+        if (m > st->outbox_next) {
+            st->outbox_next = m;
+        }
+    }
+    rocksdb_free(v);
+}
+
+/* Names of existing column families that this build does not know. */
+static bool list_unknown_cfs(const char *dir, rocksdb_options_t *o, char ***names, size_t *n,
+                             bool *exists)
+{
+    char *rerr = NULL;
+    size_t count = 0;
+    char **list = rocksdb_list_column_families(o, dir, &count, &rerr);
+    *names = NULL;
+    *n = 0;
+    *exists = rerr == NULL;
+    if (rerr != NULL) {
+        rocksdb_free(rerr);
+        return true; /* no database yet */
+    }
+    char **out = calloc(count + 1, sizeof *out);
+    if (out == NULL) {
+        rocksdb_list_column_families_destroy(list, count);
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        bool known = false;
+        for (int c = 0; c < SW_CF_COUNT; c++) {
+            known = known || strcmp(list[i], cf_names[c]) == 0;
+        }
+        if (!known) {
+            out[(*n)++] = strdup(list[i]);
+        }
+    }
+    rocksdb_list_column_families_destroy(list, count);
+    *names = out;
+    return true;
+}
+
+static void tune_options(sw_state *st, const sw_state_opts *o)
+{
+    size_t cache = o->block_cache_bytes > 0 ? o->block_cache_bytes : (size_t)8 << 20;
+    size_t wbuf = o->write_buffer_bytes > 0 ? o->write_buffer_bytes : (size_t)8 << 20;
+    st->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(st->opts, !o->read_only);
+    rocksdb_options_set_create_missing_column_families(st->opts, !o->read_only);
+    rocksdb_options_set_write_buffer_size(st->opts, wbuf);
+    rocksdb_options_set_max_write_buffer_number(st->opts, 2);
+    rocksdb_options_set_max_background_jobs(st->opts, 2);
+    rocksdb_options_set_compression(st->opts, rocksdb_lz4_compression);
+    rocksdb_options_set_max_open_files(st->opts, 256);
+    rocksdb_options_set_keep_log_file_num(st->opts, 3);
+    /* Bounded memory: index and filter blocks live in the block cache, so
+     * memory does not grow with the number of SST files. */
+    st->cache = rocksdb_cache_create_lru(cache);
+    st->bbto = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(st->bbto, st->cache);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->bbto, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(st->bbto, 1);
+    rocksdb_block_based_options_set_filter_policy(st->bbto, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_options_set_block_based_table_factory(st->opts, st->bbto);
+}
+
+sw_state *sw_state_open(const sw_state_opts *o, sw_err *err)
+{
+    if (o == NULL || o->dir == NULL || o->dir[0] == '\0') {
+        sw_err_set(err, SW_E_CONFIG, "state_dir is empty");
+        return NULL;
+    }
+    sw_state *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        sw_err_set(err, SW_E_NOMEM, "state handle");
+        return NULL;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    st->read_only = o->read_only;
+    st->sync = o->sync;
+    st->dl_max = o->dead_letter_max_bytes > 0 ? o->dead_letter_max_bytes : (size_t)64 << 10;
+    tune_options(st, o);
+    st->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(st->wo, o->sync);
+    st->wo_fast = rocksdb_writeoptions_create();
+    st->ro = rocksdb_readoptions_create();
+
+    if (!o->read_only && mkdir(o->dir, 0750) != 0 && errno != EEXIST) {
+        sw_err_set(err, SW_E_STATE, "cannot create state_dir '%s': %s", o->dir, strerror(errno));
+        sw_state_close(st);
+        return NULL;
+    }
+    char **unknown = NULL;
+    size_t n_unknown = 0;
+    bool exists = false;
+    if (!list_unknown_cfs(o->dir, st->opts, &unknown, &n_unknown, &exists)) {
+        sw_err_set(err, SW_E_NOMEM, "column family list");
+        sw_state_close(st);
+        return NULL;
+    }
+    if (o->read_only && !exists) {
+        sw_err_set(err, SW_E_NOT_FOUND, "no scanwatch state in '%s'", o->dir);
+        sw_state_close(st);
+        return NULL;
+    }
+    size_t total = SW_CF_COUNT + n_unknown;
+    const char **names = calloc(total, sizeof *names);
+    const rocksdb_options_t **cfo = calloc(total, sizeof *cfo);
+    rocksdb_column_family_handle_t **handles = calloc(total, sizeof *handles);
+    if (names == NULL || cfo == NULL || handles == NULL) {
+        sw_err_set(err, SW_E_NOMEM, "column family handles");
+        goto fail;
+    }
+    for (size_t i = 0; i < total; i++) {
+        names[i] = i < SW_CF_COUNT ? cf_names[i] : unknown[i - SW_CF_COUNT];
+        cfo[i] = st->opts;
+    }
+    char *rerr = NULL;
+    if (o->read_only) {
+        st->db = rocksdb_open_for_read_only_column_families(st->opts, o->dir, (int)total, names,
+                                                            cfo, handles, 0, &rerr);
+    } else {
+        st->db =
+            rocksdb_open_column_families(st->opts, o->dir, (int)total, names, cfo, handles, &rerr);
+    }
+    if (rerr != NULL) {
+        sw_state_rerr(rerr, err, "open state");
+        sw_err_prefix(err, "state_dir '%s'", o->dir);
+        goto fail;
+    }
+    for (size_t i = 0; i < SW_CF_COUNT; i++) {
+        st->cf[i] = handles[i];
+    }
+    st->extra_cf = n_unknown > 0 ? calloc(n_unknown, sizeof *st->extra_cf) : NULL;
+    for (size_t i = 0; i < n_unknown; i++) {
+        if (st->extra_cf != NULL) {
+            st->extra_cf[st->n_extra_cf++] = handles[SW_CF_COUNT + i];
+        } else {
+            rocksdb_column_family_handle_destroy(handles[SW_CF_COUNT + i]);
+        }
+    }
+    if (!check_schema(st, !o->read_only, err)) {
+        goto fail;
+    }
+    load_counters(st);
+    free(names);
+    free(cfo);
+    free(handles);
+    for (size_t i = 0; i < n_unknown; i++) {
+        free(unknown[i]);
+    }
+    free(unknown);
+    return st;
+fail:
+    free(names);
+    free(cfo);
+    free(handles);
+    for (size_t i = 0; i < n_unknown; i++) {
+        free(unknown[i]);
+    }
+    free(unknown);
+    sw_state_close(st);
+    return NULL;
+}
+
+void sw_state_close(sw_state *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    for (int i = 0; i < SW_CF_COUNT; i++) {
+        if (st->cf[i] != NULL) {
+            rocksdb_column_family_handle_destroy(st->cf[i]);
+        }
+    }
+    for (size_t i = 0; i < st->n_extra_cf; i++) {
+        rocksdb_column_family_handle_destroy(st->extra_cf[i]);
+    }
+    free(st->extra_cf);
+    if (st->db != NULL) {
+        rocksdb_close(st->db);
+    }
+    if (st->ro != NULL) {
+        rocksdb_readoptions_destroy(st->ro);
+    }
+    if (st->wo != NULL) {
+        rocksdb_writeoptions_destroy(st->wo);
+    }
+    if (st->wo_fast != NULL) {
+        rocksdb_writeoptions_destroy(st->wo_fast);
+    }
+    if (st->opts != NULL) {
+        rocksdb_options_destroy(st->opts);
+    }
+    if (st->bbto != NULL) {
+        rocksdb_block_based_options_destroy(st->bbto);
+    }
+    if (st->cache != NULL) {
+        rocksdb_cache_destroy(st->cache);
+    }
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+/* ---- generic scan ---- */
+
+bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_state_raw_fn fn,
+                   void *ctx, sw_err *err)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[cf]);
+    if (plen > 0) {
+        rocksdb_iter_seek(it, prefix, plen);
+    } else {
+        rocksdb_iter_seek_to_first(it);
+    }
+    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl < plen || memcmp(k, prefix, plen) != 0) {
+            break;
+        }
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (!fn(ctx, k, kl, v, vl)) {
+            break;
+        }
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    return sw_state_rerr(rerr, err, "scan");
+}
+
+/* ---- checkpoints ---- */
+
+void sw_state_checkpoint_encode(const sw_state_checkpoint *cp, sw_buf *out)
+{
+    sw_enc_str(out, cp->offset);
+    sw_enc_i64(out, cp->sequence);
+    sw_enc_i64(out, cp->enqueued);
+    sw_enc_i64(out, cp->max_event_time);
+}
+
+bool sw_state_checkpoint_decode(const void *v, size_t n, sw_state_checkpoint *cp)
+{
+    sw_dec d = sw_dec_init(v, n);
+    memset(cp, 0, sizeof *cp);
+    const char *off = sw_dec_str(&d);
+    cp->sequence = sw_dec_i64(&d);
+    cp->enqueued = sw_dec_i64(&d);
+    cp->max_event_time = sw_dec_i64(&d);
+    if (d.bad || off == NULL || strlen(off) >= sizeof cp->offset) {
+        return false;
+    }
+    memcpy(cp->offset, off, strlen(off) + 1);
+    return true;
+}
+
+bool sw_state_checkpoint_get(sw_state *st, const char *partition, sw_state_checkpoint *out,
+                             bool *found, sw_err *err)
+{
+    size_t vl = 0;
+    sw_err_clear(err);
+    memset(out, 0, sizeof *out);
+    *found = false;
+    char *v = get_raw(st, SW_CF_CHECKPOINTS, partition, strlen(partition), &vl, err);
+    if (!sw_err_ok(err)) {
+        return false;
+    }
+    if (v == NULL) {
+        return true;
+    }
+    bool ok = sw_state_checkpoint_decode(v, vl, out);
+    rocksdb_free(v);
+    if (!ok) {
+        return sw_err_set(err, SW_E_STATE, "checkpoint of partition '%s' is corrupt", partition);
+    }
+    *found = true;
+    return true;
+}
+
+bool sw_state_checkpoint_put(sw_state *st, const char *partition, const sw_state_checkpoint *cp,
+                             sw_err *err)
+{
+    sw_buf b;
+    sw_buf_init(&b, 0);
+    sw_state_checkpoint_encode(cp, &b);
+    if (!sw_buf_check(&b, err)) {
+        sw_buf_free(&b);
+        return false;
+    }
+    char *rerr = NULL;
+    rocksdb_put_cf(st->db, st->wo, st->cf[SW_CF_CHECKPOINTS], partition, strlen(partition), b.data,
+                   b.len, &rerr);
+    sw_buf_free(&b);
+    return sw_state_rerr(rerr, err, "write checkpoint");
+}
+
+struct cp_iter {
+    sw_state_checkpoint_fn fn;
+    void *ctx;
+};
+
+static bool cp_iter_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct cp_iter *ci = ctx;
+    char part[256];
+    if (kl >= sizeof part) {
+        return true;
+    }
+    memcpy(part, k, kl);
+    part[kl] = '\0';
+    sw_state_checkpoint cp;
+    if (!sw_state_checkpoint_decode(v, vl, &cp)) {
+        return true;
+    }
+    return ci->fn(ci->ctx, part, &cp);
+}
+
+bool sw_state_checkpoint_iter(sw_state *st, sw_state_checkpoint_fn fn, void *ctx, sw_err *err)
+{
+    struct cp_iter ci = {fn, ctx};
+    return sw_state_scan(st, SW_CF_CHECKPOINTS, NULL, 0, cp_iter_cb, &ci, err);
+}
+
+/* ---- outbox ---- */
+
+struct ob_iter {
+    sw_state_outbox_fn fn;
+    void *ctx;
+};
+
+static bool ob_iter_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct ob_iter *oi = ctx;
+    if (kl != 8) {
+        return true;
+    }
+    return oi->fn(oi->ctx, sw_dec_be64((const unsigned char *)k), v, vl);
+}
+
+bool sw_state_outbox_iter(sw_state *st, uint64_t from_seq, sw_state_outbox_fn fn, void *ctx,
+                          sw_err *err)
+{
+    struct ob_iter oi = {fn, ctx};
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[SW_CF_OUTBOX]);
+    unsigned char start[8];
+    sw_enc_be64(start, from_seq);
+    for (rocksdb_iter_seek(it, (const char *)start, 8); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (!ob_iter_cb(&oi, k, kl, v, vl)) {
+            break;
+        }
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    return sw_state_rerr(rerr, err, "outbox scan");
+}
+
+bool sw_state_outbox_get(sw_state *st, uint64_t seq, sw_buf *out, bool *found, sw_err *err)
+{
+    unsigned char k[8];
+    sw_enc_be64(k, seq);
+    size_t vl = 0;
+    sw_err_clear(err);
+    *found = false;
+    char *v = get_raw(st, SW_CF_OUTBOX, k, 8, &vl, err);
+    if (!sw_err_ok(err)) {
+        return false;
+    }
+    sw_buf_reset(out);
+    if (v == NULL) {
+        return true;
+    }
+    sw_buf_append(out, v, vl);
+    rocksdb_free(v);
+    *found = true;
+    return sw_buf_check(out, err);
+}
+
+bool sw_state_outbox_delete(sw_state *st, uint64_t seq, sw_err *err)
+{
+    unsigned char k[8];
+    sw_enc_be64(k, seq);
+    char *rerr = NULL;
+    rocksdb_delete_cf(st->db, st->wo, st->cf[SW_CF_OUTBOX], (const char *)k, 8, &rerr);
+    return sw_state_rerr(rerr, err, "outbox delete");
+}
+
+static bool count_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    (*(uint64_t *)ctx)++;
+    return true;
+}
+
+bool sw_state_outbox_count(sw_state *st, uint64_t *count, sw_err *err)
+{
+    *count = 0;
+    return sw_state_scan(st, SW_CF_OUTBOX, NULL, 0, count_cb, count, err);
+}
+
+/* ---- dead letter ---- */
+
+void sw_state_encode_dead_letter(const sw_state *st, const sw_state_dead_letter *dl, sw_time_us now,
+                                 sw_buf *out)
+{
+    size_t keep = dl->len < st->dl_max ? dl->len : st->dl_max;
+    sw_enc_i64(out, now);
+    sw_enc_str(out, dl->kind != NULL ? dl->kind : "");
+    sw_enc_str(out, dl->reason != NULL ? dl->reason : "");
+    sw_enc_str(out, dl->partition != NULL ? dl->partition : "");
+    sw_enc_str(out, dl->offset != NULL ? dl->offset : "");
+    sw_enc_u64(out, dl->len);
+    sw_enc_bytes(out, dl->bytes, keep);
+}
+
+bool sw_state_dead_letter_put(sw_state *st, const sw_state_dead_letter *dl, sw_err *err)
+{
+    sw_buf b;
+    sw_buf_init(&b, 0);
+    sw_state_encode_dead_letter(st, dl, sw_time_now(), &b);
+    if (!sw_buf_check(&b, err)) {
+        sw_buf_free(&b);
+        return false;
+    }
+    unsigned char k[8];
+    sw_enc_be64(k, sw_state_reserve_dead_letter(st));
+    char *rerr = NULL;
+    rocksdb_put_cf(st->db, st->wo, st->cf[SW_CF_DEAD_LETTER], (const char *)k, 8, b.data, b.len,
+                   &rerr);
+    sw_buf_free(&b);
+    return sw_state_rerr(rerr, err, "dead letter write");
+}
+
+struct dl_iter {
+    sw_state_dead_letter_fn fn;
+    void *ctx;
+};
+
+static bool dl_iter_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct dl_iter *di = ctx;
+    if (kl != 8) {
+        return true;
+    }
+    sw_dec d = sw_dec_init(v, vl);
+    sw_state_dead_letter dl = {0};
+    dl.seq = sw_dec_be64((const unsigned char *)k);
+    dl.time = sw_dec_i64(&d);
+    dl.kind = sw_dec_str(&d);
+    dl.reason = sw_dec_str(&d);
+    dl.partition = sw_dec_str(&d);
+    dl.offset = sw_dec_str(&d);
+    dl.orig_len = (size_t)sw_dec_u64(&d);
+    dl.bytes = sw_dec_bytes(&d, &dl.len);
+    if (d.bad || dl.kind == NULL || dl.reason == NULL || dl.partition == NULL ||
+        dl.offset == NULL) {
+        return true;
+    }
+    return di->fn(di->ctx, &dl);
+}
+
+bool sw_state_dead_letter_iter(sw_state *st, sw_state_dead_letter_fn fn, void *ctx, sw_err *err)
+{
+    struct dl_iter di = {fn, ctx};
+    return sw_state_scan(st, SW_CF_DEAD_LETTER, NULL, 0, dl_iter_cb, &di, err);
+}
+
+/* ---- notify KV ---- */
+
+bool sw_state_kv_get(sw_state *st, const void *key, size_t klen, sw_buf *out, bool *found,
+                     sw_err *err)
+{
+    size_t vl = 0;
+    sw_err_clear(err);
+    *found = false;
+    char *v = get_raw(st, SW_CF_NOTIFY, key, klen, &vl, err);
+    if (!sw_err_ok(err)) {
+        return false;
+    }
+    sw_buf_reset(out);
+    if (v == NULL) {
+        return true;
+    }
+    sw_buf_append(out, v, vl);
+    rocksdb_free(v);
+    *found = true;
+    return sw_buf_check(out, err);
+}
+
+bool sw_state_kv_put(sw_state *st, const void *key, size_t klen, const void *val, size_t vlen,
+                     sw_err *err)
+{
+    char *rerr = NULL;
+    rocksdb_put_cf(st->db, st->wo, st->cf[SW_CF_NOTIFY], key, klen, val, vlen, &rerr);
+    return sw_state_rerr(rerr, err, "notify put");
+}
+
+bool sw_state_kv_delete(sw_state *st, const void *key, size_t klen, sw_err *err)
+{
+    char *rerr = NULL;
+    rocksdb_delete_cf(st->db, st->wo, st->cf[SW_CF_NOTIFY], key, klen, &rerr);
+    return sw_state_rerr(rerr, err, "notify delete");
+}
+
+struct kv_iter {
+    sw_state_kv_fn fn;
+    void *ctx;
+};
+
+static bool kv_iter_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct kv_iter *ki = ctx;
+    return ki->fn(ki->ctx, k, kl, v, vl);
+}
+
+bool sw_state_kv_iter_prefix(sw_state *st, const void *prefix, size_t plen, sw_state_kv_fn fn,
+                             void *ctx, sw_err *err)
+{
+    struct kv_iter ki = {fn, ctx};
+    return sw_state_scan(st, SW_CF_NOTIFY, prefix, plen, kv_iter_cb, &ki, err);
+}
+
+/* ---- notifier batch ---- */
+
+struct sw_state_batch {
+    /* Column family handles are only known at commit: record operations. */
+    struct op {
+        bool del;
+        bool outbox;
+        char *key;
+        size_t klen;
+        char *val;
+        size_t vlen;
+    } * ops;
+    size_t n, cap;
+    bool oom;
+};
+
+sw_state_batch *sw_state_batch_new(void)
+{
+    return calloc(1, sizeof(sw_state_batch));
+}
+
+void sw_state_batch_clear(sw_state_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->ops[i].key);
+        free(b->ops[i].val);
+    }
+    b->n = 0;
+    b->oom = false;
+}
+
+void sw_state_batch_free(sw_state_batch *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    sw_state_batch_clear(b);
+    free(b->ops);
+    free(b);
+}
+
+static void batch_add(sw_state_batch *b, bool del, bool outbox, const void *k, size_t kl,
+                      const void *v, size_t vl)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        struct op *ops = realloc(b->ops, cap * sizeof *ops);
+        if (ops == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->ops = ops;
+        b->cap = cap;
+    }
+    struct op *op = &b->ops[b->n];
+    op->del = del;
+    op->outbox = outbox;
+    op->klen = kl;
+    op->vlen = vl;
+    op->key = malloc(kl > 0 ? kl : 1);
+    op->val = malloc(vl > 0 ? vl : 1);
+    if (op->key == NULL || op->val == NULL) {
+        free(op->key);
+        free(op->val);
+        b->oom = true;
+        return;
+    }
+    memcpy(op->key, k, kl);
+    if (vl > 0) {
+        memcpy(op->val, v, vl);
+    }
+    b->n++;
+}
+
+void sw_state_batch_outbox_delete(sw_state_batch *b, uint64_t seq)
+{
+    unsigned char k[8];
+    sw_enc_be64(k, seq);
+    batch_add(b, true, true, k, 8, NULL, 0);
+}
+
+void sw_state_batch_kv_put(sw_state_batch *b, const void *key, size_t klen, const void *val,
+                           size_t vlen)
+{
+    batch_add(b, false, false, key, klen, val, vlen);
+}
+
+void sw_state_batch_kv_delete(sw_state_batch *b, const void *key, size_t klen)
+{
+    batch_add(b, true, false, key, klen, NULL, 0);
+}
+
+bool sw_state_batch_commit(sw_state *st, sw_state_batch *b, sw_err *err)
+{
+    if (b->oom) {
+        return sw_err_set(err, SW_E_NOMEM, "notify batch");
+    }
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    for (size_t i = 0; i < b->n; i++) {
+        const struct op *op = &b->ops[i];
+        rocksdb_column_family_handle_t *cf = st->cf[op->outbox ? SW_CF_OUTBOX : SW_CF_NOTIFY];
+        if (op->del) {
+            rocksdb_writebatch_delete_cf(wb, cf, op->key, op->klen);
+        } else {
+            rocksdb_writebatch_put_cf(wb, cf, op->key, op->klen, op->val, op->vlen);
+        }
+    }
+    char *rerr = NULL;
+    rocksdb_write(st->db, st->wo, wb, &rerr);
+    rocksdb_writebatch_destroy(wb);
+    return sw_state_rerr(rerr, err, "notify batch");
+}
+
+/* ---- image records ---- */
+
+void sw_state_image_rec_encode(const sw_state_image_rec *r, sw_buf *out)
+{
+    sw_enc_i64(out, r->last_scan);
+    sw_enc_i64(out, r->last_apply);
+    sw_enc_u64(out, r->findings);
+    sw_enc_u64(out, r->n_tags);
+    for (size_t i = 0; i < r->n_tags; i++) {
+        sw_enc_str(out, r->tags[i]);
+    }
+}
+
+bool sw_state_image_rec_decode(const void *v, size_t n, sw_state_image_rec *r)
+{
+    sw_dec d = sw_dec_init(v, n);
+    r->last_scan = sw_dec_i64(&d);
+    r->last_apply = sw_dec_i64(&d);
+    r->findings = sw_dec_u64(&d);
+    uint64_t nt = sw_dec_u64(&d);
+    r->n_tags = 0;
+    for (uint64_t i = 0; i < nt && !d.bad; i++) {
+        const char *t = sw_dec_str(&d);
+        if (t != NULL && r->n_tags < SW_STATE_MAX_TAGS) {
+            r->tags[r->n_tags++] = t;
+        }
+    }
+    return !d.bad;
+}

@@ -1,0 +1,79 @@
+/*
+ * The store's internals, shared by the files of state/ only (never include
+ * it outside state/). It is the one place RocksDB types appear.
+ */
+#ifndef SW_STATE_STORE_INTERNAL_H
+#define SW_STATE_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <rocksdb/c.h>
+
+#include "scanwatch/state.h"
+
+typedef enum {
+    SW_CF_DEFAULT = 0,
+    SW_CF_META,
+    SW_CF_IMAGES,
+    SW_CF_SETS,
+    SW_CF_WINDOWS,
+    SW_CF_CHECKPOINTS,
+    SW_CF_OUTBOX,
+    SW_CF_DEAD_LETTER,
+    SW_CF_TAGS,
+    SW_CF_NOTIFY,
+    SW_CF_COUNT
+} sw_cf;
+
+#define SW_META_SCHEMA "schema_version"
+#define SW_META_OUTBOX_NEXT "outbox_next"
+#define SW_META_DIFFLOG "diff_log_progress"
+
+struct sw_state {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_block_based_table_options_t *bbto;
+    rocksdb_cache_t *cache;
+    rocksdb_column_family_handle_t *cf[SW_CF_COUNT];
+    /* Column families a newer version created; kept open only so RocksDB lets us in. */
+    rocksdb_column_family_handle_t **extra_cf;
+    size_t n_extra_cf;
+    rocksdb_writeoptions_t *wo;      /* sync as configured */
+    rocksdb_writeoptions_t *wo_fast; /* never synced: batches without a checkpoint */
+    rocksdb_readoptions_t *ro;
+    bool read_only;
+    bool sync;
+    int schema;
+    size_t dl_max;
+    pthread_mutex_t mu; /* guards the counters below */
+    uint64_t outbox_next;
+    uint64_t dl_next;
+};
+
+/* RocksDB's errptr convention -> sw_err (frees *rerr). Returns false if set. */
+bool sw_state_rerr(char *rerr, sw_err *err, const char *what);
+/* Reserves n consecutive outbox sequences; returns the first. */
+uint64_t sw_state_reserve_outbox(sw_state *st, uint64_t n);
+uint64_t sw_state_reserve_dead_letter(sw_state *st);
+/* Encodes a dead-letter value (bounded) into out. */
+void sw_state_encode_dead_letter(const sw_state *st, const sw_state_dead_letter *dl, sw_time_us now,
+                                 sw_buf *out);
+/* Iterates keys of cf starting with prefix; fn returns false to stop. */
+typedef bool (*sw_state_raw_fn)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
+bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_state_raw_fn fn,
+                   void *ctx, sw_err *err);
+/* Image record (images CF) codec. */
+typedef struct sw_state_image_rec {
+    sw_time_us last_scan;
+    sw_time_us last_apply;
+    uint64_t findings;
+    size_t n_tags;
+    const char *tags[64];
+} sw_state_image_rec;
+#define SW_STATE_MAX_TAGS 64
+void sw_state_image_rec_encode(const sw_state_image_rec *r, sw_buf *out);
+bool sw_state_image_rec_decode(const void *v, size_t n, sw_state_image_rec *r);
+/* Checkpoint value codec. */
+void sw_state_checkpoint_encode(const sw_state_checkpoint *cp, sw_buf *out);
+bool sw_state_checkpoint_decode(const void *v, size_t n, sw_state_checkpoint *cp);
+
+#endif
