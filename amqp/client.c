@@ -1233,6 +1233,7 @@ static void on_event_delivery(sw_amqp_client *c, sw_amqp_part *p, pn_link_t *l, 
                 }
                 e->d = d;
                 d = NULL;
+                atomic_fetch_add_explicit(&c->st_rebound, 1, memory_order_relaxed);
                 break;
             }
         }
@@ -1875,6 +1876,7 @@ void sw_amqp_get_stats(sw_amqp_client *c, sw_amqp_stats *out)
     out->reattaches = atomic_load(&c->st_reattaches);
     out->token_puts = atomic_load(&c->st_token_puts);
     out->duplicates = atomic_load(&c->st_duplicates);
+    out->rebound = atomic_load(&c->st_rebound);
 }
 
 /* Posts r, waits for its reply or the operation timeout. */

@@ -121,7 +121,7 @@ struct sw_amqp_client {
 
     atomic_bool cmd_pending;
     _Atomic uint64_t st_events, st_settled, st_connects, st_reattaches, st_token_puts,
-        st_duplicates;
+        st_duplicates, st_rebound;
 
     /* [thread] */
     conn_state cst;

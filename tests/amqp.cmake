@@ -1,2 +1,12 @@
 # Tests of amqp/ (the Event Hubs client).
 sw_add_unit_test(test_amqp_unit SOURCES unit/test_amqp_unit.c LIBS sw_amqp PkgConfig::PROTON)
+
+# Integration tests: each test starts scanwatch-emulator on ephemeral loopback ports.
+if(TARGET scanwatch-emulator)
+  add_executable(test_amqp_emulator amqp/test_amqp_emulator.c amqp/emu_harness.c)
+  target_link_libraries(test_amqp_emulator PRIVATE sw_amqp sw_common PkgConfig::CMOCKA)
+  add_dependencies(test_amqp_emulator scanwatch-emulator)
+  add_test(NAME test_amqp_emulator COMMAND test_amqp_emulator)
+  set_tests_properties(test_amqp_emulator PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endif()

@@ -177,6 +177,8 @@ typedef struct sw_amqp_stats {
     uint64_t reattaches; /* receiver attaches after the first per partition */
     uint64_t token_puts; /* CBS put-token accepted */
     uint64_t duplicates; /* redeliveries at or before the durable position, dropped */
+    uint64_t rebound;    /* redeliveries of events handed out, not yet durable: kept for settling,
+                            not handed out again */
 } sw_amqp_stats;
 
 void sw_amqp_get_stats(sw_amqp_client *c, sw_amqp_stats *out);
