@@ -591,6 +591,115 @@ static void test_not_found_is_fatal_for_partition(void **state)
     finish(&e, c, cl);
 }
 
+/* An Entra ID style provider for the test: a fixed bearer token, CBS type jwt. */
+static bool jwt_get(void *self, const char *scope, char **tok, sw_time_us *exp, sw_err *err)
+{
+    if (strcmp(scope, "https://eventhubs.azure.net/.default") != 0) {
+        return sw_err_set(err, SW_E_AUTH, "unexpected scope %s", scope);
+    }
+    *tok = strdup((const char *)self);
+    *exp = sw_time_now() + 3600 * SW_US_PER_SEC;
+    return *tok != NULL;
+}
+
+/* No key in the connection string: tokens come from the provider, sent as type jwt. */
+static void test_entra_jwt_provider(void **state)
+{
+    emu e;
+    const char *args[] = {"--bearer-token", "header.payload.signature", NULL};
+    assert_true(emu_start(&e, args));
+    publish(&e, "0", 3, "j");
+    char cs[256];
+    snprintf(cs, sizeof cs, "Endpoint=sb://localhost:%d;EntityPath=eh1;UseDevelopmentEmulator=true",
+             e.port);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    o.eventhub = NULL; /* from EntityPath */
+    sw_token_provider tp = {
+        .type = SW_TOKEN_TYPE_JWT, .self = (void *)"header.payload.signature", .get = jwt_get};
+    o.token_provider = &tp;
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_events, 3, 5000));
+    char **ids;
+    size_t n;
+    sw_err err;
+    if (!sw_amqp_get_partition_ids(cl, &ids, &n, &err)) {
+        fail_msg("partition ids with jwt: %s", err.msg);
+    }
+    assert_int_equal(n, 4);
+    sw_amqp_free_partition_ids(ids, n);
+    assert_int_equal(c->errors, 0);
+    finish(&e, c, cl);
+
+    /* a wrong bearer token is rejected, fatally */
+    assert_true(emu_start(&e, args));
+    snprintf(cs, sizeof cs, "Endpoint=sb://localhost:%d;EntityPath=eh1;UseDevelopmentEmulator=true",
+             e.port);
+    c = ctx_new();
+    opts_for(&o, c, cs);
+    o.eventhub = NULL;
+    tp.self = (void *)"not.the.token";
+    o.token_provider = &tp;
+    cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_errors, 1, 5000));
+    assert_int_equal(c->fatal, 1);
+    assert_int_equal(c->last_err.code, SW_E_AUTH);
+    finish(&e, c, cl);
+}
+
+/* A pre-made SharedAccessSignature in the connection string is sent as is. */
+static void test_connection_string_signature(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    publish(&e, "1", 2, "s");
+    char aud[128];
+    snprintf(aud, sizeof aud, "sb://localhost:%d/eh1", e.port);
+    sw_err err;
+    char *tok = sw_sas_sign(aud, KEY_NAME, KEY, sw_time_now() / SW_US_PER_SEC + 600, &err);
+    assert_non_null(tok);
+    char cs[1024];
+    snprintf(cs, sizeof cs,
+             "Endpoint=sb://localhost:%d;SharedAccessSignature=%s;EntityPath=eh1;"
+             "UseDevelopmentEmulator=true",
+             e.port, tok);
+    free(tok);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "1", "earliest");
+    assert_true(wait_until(c, have_events, 2, 5000));
+    assert_int_equal(c->errors, 0);
+    finish(&e, c, cl);
+}
+
+/* Settings that would weaken transport security are refused outside emulator mode. */
+static void test_insecure_settings_refused(void **state)
+{
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c,
+             "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v");
+    o.tls_verify = false;
+    sw_err err;
+    assert_null(sw_amqp_client_new(&o, &err));
+    assert_non_null(strstr(err.msg, "tls_verify=false"));
+    o.tls_verify = true;
+    o.tls = SW_AMQP_TLS_OFF;
+    assert_null(sw_amqp_client_new(&o, &err));
+    assert_non_null(strstr(err.msg, "tls=off"));
+    o.tls = SW_AMQP_TLS_AUTO;
+    o.eventhub = NULL;
+    assert_null(sw_amqp_client_new(&o, &err));
+    assert_non_null(strstr(err.msg, "EntityPath"));
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
 int main(void)
 {
     sw_log_set_level(SW_LOG_WARN);
@@ -604,6 +713,9 @@ int main(void)
         cmocka_unit_test(test_drop_resumes_from_durable),
         cmocka_unit_test(test_server_busy_backoff_and_forced),
         cmocka_unit_test(test_not_found_is_fatal_for_partition),
+        cmocka_unit_test(test_entra_jwt_provider),
+        cmocka_unit_test(test_connection_string_signature),
+        cmocka_unit_test(test_insecure_settings_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
