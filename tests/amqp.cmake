@@ -7,6 +7,8 @@ if(TARGET scanwatch-emulator)
   target_link_libraries(test_amqp_emulator PRIVATE sw_amqp sw_common PkgConfig::CMOCKA)
   add_dependencies(test_amqp_emulator scanwatch-emulator)
   add_test(NAME test_amqp_emulator COMMAND test_amqp_emulator)
+  # TLS material comes from the emulator's fixture (tests/emulator.cmake).
   set_tests_properties(test_amqp_emulator PROPERTIES LABELS integration TIMEOUT 300
-    ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR}")
+    FIXTURES_REQUIRED emulator_certs
+    ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR};SW_EMU_CERTS=${PROJECT_BINARY_DIR}/tests/emulator-certs")
 endif()

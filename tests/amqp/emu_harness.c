@@ -36,8 +36,12 @@ bool emu_start(emu *e, const char *const *extra)
     argv[n++] = "--control-port";
     argv[n++] = "0";
     argv[n++] = "--no-control-stdin";
+    const char *host = "127.0.0.1";
     for (int i = 0; extra != NULL && extra[i] != NULL && n < 62; i++) {
         argv[n++] = extra[i];
+        if (strcmp(extra[i], "--host") == 0 && extra[i + 1] != NULL) {
+            host = extra[i + 1]; /* the control channel listens there too */
+        }
     }
     argv[n] = NULL;
     pid_t pid = fork();
@@ -75,7 +79,7 @@ bool emu_start(emu *e, const char *const *extra)
     }
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)e->control_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    inet_pton(AF_INET, host, &a.sin_addr);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         if (fd >= 0) {
             close(fd);

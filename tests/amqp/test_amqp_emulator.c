@@ -700,6 +700,111 @@ static void test_insecure_settings_refused(void **state)
     free(c);
 }
 
+static const char *cert_dir(void)
+{
+    const char *d = getenv("SW_EMU_CERTS");
+    if (d == NULL) {
+        fail_msg("SW_EMU_CERTS is not set (ctest sets it; the emulator_test_certs fixture "
+                 "makes the certificates)");
+    }
+    return d;
+}
+
+/* TLS on the emulator's port: verified against the test CA given as ca_file, with SNI/name. */
+static void test_tls_with_test_ca(void **state)
+{
+    char cert[512], key[512], ca[512];
+    snprintf(cert, sizeof cert, "%s/server.pem", cert_dir());
+    snprintf(key, sizeof key, "%s/server.key", cert_dir());
+    snprintf(ca, sizeof ca, "%s/ca.pem", cert_dir());
+    emu e;
+    const char *args[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    assert_true(emu_start(&e, args));
+    publish(&e, "0", 3, "t");
+    char cs[512];
+    /* no UseDevelopmentEmulator: TLS with full verification, as against Azure */
+    snprintf(cs, sizeof cs,
+             "Endpoint=sb://localhost:%d/;SharedAccessKeyName=" KEY_NAME ";SharedAccessKey=" KEY
+             ";EntityPath=eh1",
+             e.port);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    o.ca_file = ca;
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_events, 3, 10000));
+    assert_int_equal(c->errors, 0);
+    finish(&e, c, cl);
+}
+
+/* Without the test CA the server is unknown: refused, fatally, saying why. */
+static void test_tls_unknown_ca_refused(void **state)
+{
+    char cert[512], key[512];
+    snprintf(cert, sizeof cert, "%s/server.pem", cert_dir());
+    snprintf(key, sizeof key, "%s/server.key", cert_dir());
+    emu e;
+    const char *args[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    assert_true(emu_start(&e, args));
+    publish(&e, "0", 3, "t");
+    char cs[512];
+    snprintf(cs, sizeof cs,
+             "Endpoint=sb://localhost:%d/;SharedAccessKeyName=" KEY_NAME ";SharedAccessKey=" KEY
+             ";EntityPath=eh1",
+             e.port);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_errors, 1, 10000));
+    usleep(300000);
+    assert_int_equal(c->fatal, 1);
+    assert_int_equal(count(c), 0);
+    if (strstr(c->last_err.msg, "certificate") == NULL) {
+        fail_msg("expected a certificate error, got: %s", c->last_err.msg);
+    }
+    sw_amqp_stats st;
+    sw_amqp_get_stats(cl, &st);
+    assert_int_equal(st.connects, 0);
+    finish(&e, c, cl);
+}
+
+/* A certificate for another name is refused even when its CA is trusted (name check via SNI host).
+ */
+static void test_tls_wrong_host_refused(void **state)
+{
+    char cert[512], key[512], ca[512];
+    snprintf(cert, sizeof cert, "%s/server.pem", cert_dir());
+    snprintf(key, sizeof key, "%s/server.key", cert_dir());
+    snprintf(ca, sizeof ca, "%s/ca.pem", cert_dir());
+    emu e;
+    const char *args[] = {"--tls-cert", cert, "--tls-key", key, "--host", "127.0.0.2", NULL};
+    assert_true(emu_start(&e, args));
+    char cs[512];
+    /* 127.0.0.2 is loopback too, but not a name in the certificate */
+    snprintf(cs, sizeof cs,
+             "Endpoint=sb://127.0.0.2:%d/;SharedAccessKeyName=" KEY_NAME ";SharedAccessKey=" KEY
+             ";EntityPath=eh1",
+             e.port);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    o.ca_file = ca;
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_errors, 1, 10000));
+    sw_amqp_stats st;
+    sw_amqp_get_stats(cl, &st);
+    assert_int_equal(st.connects, 0);
+    assert_int_equal(c->fatal, 1);
+    if (strstr(c->last_err.msg, "certificate") == NULL) {
+        fail_msg("expected a certificate name error, got: %s", c->last_err.msg);
+    }
+    finish(&e, c, cl);
+}
+
 int main(void)
 {
     sw_log_set_level(SW_LOG_WARN);
@@ -716,6 +821,9 @@ int main(void)
         cmocka_unit_test(test_entra_jwt_provider),
         cmocka_unit_test(test_connection_string_signature),
         cmocka_unit_test(test_insecure_settings_refused),
+        cmocka_unit_test(test_tls_with_test_ca),
+        cmocka_unit_test(test_tls_unknown_ca_refused),
+        cmocka_unit_test(test_tls_wrong_host_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
