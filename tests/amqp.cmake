@@ -12,3 +12,15 @@ if(TARGET scanwatch-emulator)
     FIXTURES_REQUIRED emulator_certs
     ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR};SW_EMU_CERTS=${PROJECT_BINARY_DIR}/tests/emulator-certs")
 endif()
+
+# Interop with Microsoft's @azure/event-hubs (node + `npm ci` in tests/sdk, as for the
+# emulator's SDK tests): JS-published events must arrive byte-exact.
+if(TARGET scanwatch-emulator)
+  add_executable(test_amqp_interop amqp/test_amqp_interop.c amqp/emu_harness.c)
+  target_link_libraries(test_amqp_interop PRIVATE sw_amqp sw_common PkgConfig::CJSON
+    PkgConfig::CMOCKA)
+  add_dependencies(test_amqp_interop scanwatch-emulator)
+  add_test(NAME test_amqp_interop COMMAND test_amqp_interop)
+  set_tests_properties(test_amqp_interop PROPERTIES LABELS integration TIMEOUT 120 RUN_SERIAL TRUE
+    ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endif()
