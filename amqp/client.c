@@ -554,6 +554,9 @@ static bool start_connection(sw_amqp_client *c)
     c->ctl_ssn = pn_session(conn);
     pn_session_open(c->ctl_ssn);
     c->rx_ssn = pn_session(conn);
+    /* The session window is capacity / max-frame frames; proton's default (1 MiB) would
+     * cap small events in flight far below the links' credit. Credit bounds memory. */
+    pn_session_set_incoming_capacity(c->rx_ssn, 64u * 1024u * 1024u);
     pn_session_open(c->rx_ssn);
     c->cbs_tx = open_ctl_link(c, true, "$cbs", CBS_REPLY);
     c->cbs_rx = open_ctl_link(c, false, "$cbs", CBS_REPLY);
