@@ -69,7 +69,37 @@
     X(DEAD_LETTER_MAX_BYTES, dead_letter_max_bytes, SIZE, "64KiB", 256, SW_MIB(16), NULL, \
       "Bytes of a bad event's body kept in the dead letter (the rest is dropped; the full size is recorded).")
 
-#define SW_SETTINGS_AMQP(X)
+#define SW_SETTINGS_AMQP(X) \
+    X(CONNECTION_STRING, connection_string, SECRET, "", 0, 0, NULL, \
+      "Event Hubs connection string: Endpoint=sb://<ns>.servicebus.windows.net/ with SharedAccessKeyName+SharedAccessKey, SharedAccessSignature, or no key (Entra ID); optional EntityPath and UseDevelopmentEmulator=true.") \
+    X(EVENTHUB, eventhub, STRING, "", 0, 0, NULL, \
+      "Event Hub name; empty = the connection string's EntityPath.") \
+    X(CONSUMER_GROUP, consumer_group, STRING, "$Default", 0, 0, NULL, \
+      "Consumer group the partition receivers read through.") \
+    X(START_POSITION, start_position, STRING, "earliest", 0, 0, NULL, \
+      "Where a partition without a checkpoint starts: earliest, latest, or an RFC 3339 time (events enqueued after it).") \
+    X(OWNER_LEVEL, owner_level, INT, "0", -1, 9223372036854775807LL, NULL, \
+      "com.microsoft:epoch of the receivers: a receiver with an equal or higher level takes a partition over (ownership lost here); -1 = no epoch.") \
+    X(PREFETCH, prefetch, INT, "300", 1, 100000, NULL, \
+      "Link credit kept outstanding per partition (events buffered ahead of processing).") \
+    X(MAX_UNSETTLED, max_unsettled, INT, "10000", 1, 1000000, NULL, \
+      "Events per partition handed to processing but not yet durable; receiving pauses at this bound.") \
+    X(SAS_TOKEN_LIFETIME, sas_token_lifetime, DURATION, "1h", SW_S(2), SW_S(86400 * 7), NULL, \
+      "Lifetime of the SAS tokens signed from SharedAccessKey; each is re-put at 3/4 of its lifetime (at most 10 min before expiry).") \
+    X(CA_FILE, ca_file, STRING, "", 0, 0, NULL, \
+      "PEM file of CA certificates trusted for the Event Hubs TLS connection, besides the system store.") \
+    X(TLS, tls, ENUM, "auto", 0, 0, "auto|on|off", \
+      "TLS for AMQP: auto = plain for UseDevelopmentEmulator=true, TLS (port 5671) otherwise; off is refused unless UseDevelopmentEmulator=true.") \
+    X(TLS_VERIFY, tls_verify, BOOL, "true", 0, 0, NULL, \
+      "Verify the Event Hubs server certificate and host name; false is refused unless UseDevelopmentEmulator=true.") \
+    X(IDLE_TIMEOUT, idle_timeout, DURATION, "60s", SW_S(1), SW_S(3600), NULL, \
+      "AMQP idle timeout advertised in OPEN (the SDKs use 60 s); heartbeats are sent at half the peer's value.") \
+    X(RECONNECT_BACKOFF_MIN, reconnect_backoff_min, DURATION, "1s", 10000, SW_S(3600), NULL, \
+      "First delay before reconnecting or reattaching after a transient error; doubles per attempt, with jitter.") \
+    X(RECONNECT_BACKOFF_MAX, reconnect_backoff_max, DURATION, "60s", 10000, SW_S(3600), NULL, \
+      "Largest reconnect / reattach delay.") \
+    X(OPERATION_TIMEOUT, operation_timeout, DURATION, "60s", SW_S(1), SW_S(600), NULL, \
+      "Deadline of a CBS put-token, a link attach or a $management request.")
 
 #define SW_SETTINGS_NOTIFY(X)
 

@@ -1,0 +1,26 @@
+# Tests of amqp/ (the Event Hubs client).
+sw_add_unit_test(test_amqp_unit SOURCES unit/test_amqp_unit.c LIBS sw_amqp PkgConfig::PROTON)
+
+# Integration tests: each test starts scanwatch-emulator on ephemeral loopback ports.
+if(TARGET scanwatch-emulator)
+  add_executable(test_amqp_emulator amqp/test_amqp_emulator.c amqp/emu_harness.c)
+  target_link_libraries(test_amqp_emulator PRIVATE sw_amqp sw_common PkgConfig::CMOCKA)
+  add_dependencies(test_amqp_emulator scanwatch-emulator)
+  add_test(NAME test_amqp_emulator COMMAND test_amqp_emulator)
+  # TLS material comes from the emulator's fixture (tests/emulator.cmake).
+  set_tests_properties(test_amqp_emulator PROPERTIES LABELS integration TIMEOUT 300
+    FIXTURES_REQUIRED emulator_certs
+    ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR};SW_EMU_CERTS=${PROJECT_BINARY_DIR}/tests/emulator-certs")
+endif()
+
+# Interop with Microsoft's @azure/event-hubs (node + `npm ci` in tests/sdk, as for the
+# emulator's SDK tests): JS-published events must arrive byte-exact.
+if(TARGET scanwatch-emulator)
+  add_executable(test_amqp_interop amqp/test_amqp_interop.c amqp/emu_harness.c)
+  target_link_libraries(test_amqp_interop PRIVATE sw_amqp sw_common PkgConfig::CJSON
+    PkgConfig::CMOCKA)
+  add_dependencies(test_amqp_interop scanwatch-emulator)
+  add_test(NAME test_amqp_interop COMMAND test_amqp_interop)
+  set_tests_properties(test_amqp_interop PROPERTIES LABELS integration TIMEOUT 120 RUN_SERIAL TRUE
+    ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endif()
