@@ -20,5 +20,7 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv);
 int sw_cmd_state(sw_config *cfg, int argc, char **argv);
 int sw_cmd_decode(sw_config *cfg, int argc, char **argv);
 int sw_cmd_demo(sw_config *cfg, int argc, char **argv);
+int sw_cmd_notify(sw_config *cfg, int argc, char **argv);
+int sw_cmd_send_test_mail(sw_config *cfg, int argc, char **argv);
 
 #endif

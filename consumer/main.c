@@ -26,6 +26,10 @@ static const struct command commands[] = {
      "process --state DIR [--diff-log FILE] FILE...   NDJSON bodies -> windows -> state, offline"},
     {"state", sw_cmd_state,
      "state images|show IMAGE|checkpoints|outbox|dead-letter --state DIR [--json]"},
+    {"notify", sw_cmd_notify,
+     "notify [--state DIR] [--follow] [--flush-digests]   deliver the outbox's mails, then exit"},
+    {"send-test-mail", sw_cmd_send_test_mail,
+     "send-test-mail --to ADDRESS        check token, permission and mailbox with one mail"},
 };
 
 static void usage(FILE *out)

@@ -101,7 +101,49 @@
     X(OPERATION_TIMEOUT, operation_timeout, DURATION, "60s", SW_S(1), SW_S(600), NULL, \
       "Deadline of a CBS put-token, a link attach or a $management request.")
 
-#define SW_SETTINGS_NOTIFY(X)
+#define SW_SETTINGS_NOTIFY(X) \
+    X(MAIL_SINK, mail_sink, STRING, "", 0, 0, NULL, \
+      "Where mails go: graph | dir:<path> | stdout. Empty = graph when mail_sender and Entra credentials are configured, else dir:./scanwatch-mail (one Graph request JSON file per mail).") \
+    X(MAIL_SENDER, mail_sender, STRING, "", 0, 0, NULL, \
+      "Mailbox (user principal name or object id) that sends the mails: POST {graph_base_url}/v1.0/users/{mail_sender}/sendMail.") \
+    X(GRAPH_BASE_URL, graph_base_url, STRING, "https://graph.microsoft.com", 0, 0, NULL, \
+      "Microsoft Graph root; national clouds: https://graph.microsoft.us, https://dod-graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn. The token scope is <graph_base_url>/.default.") \
+    X(AUTHORITY_HOST, authority_host, STRING, "https://login.microsoftonline.com", 0, 0, NULL, \
+      "Entra ID authority; national clouds: https://login.microsoftonline.us, https://login.chinacloudapi.cn. Workload identity uses AZURE_AUTHORITY_HOST when this is not set.") \
+    X(AUTH_METHOD, auth_method, ENUM, "auto", 0, 0, "auto|client_secret|certificate|workload_identity|managed_identity", \
+      "Entra ID credential: auto = client_secret if set, else client_certificate if set, else workload identity if AZURE_FEDERATED_TOKEN_FILE is set, else managed identity if IDENTITY_ENDPOINT is set, else none (Graph not configured).") \
+    X(TENANT_ID, tenant_id, STRING, "", 0, 0, NULL, \
+      "Entra tenant (directory) id; empty = AZURE_TENANT_ID.") \
+    X(CLIENT_ID, client_id, STRING, "", 0, 0, NULL, \
+      "Application (client) id; empty = AZURE_CLIENT_ID. With managed identity: the user-assigned identity's client id (empty = system-assigned).") \
+    X(CLIENT_SECRET, client_secret, SECRET, "", 0, 0, NULL, \
+      "Client secret of the app registration (auth_method client_secret).") \
+    X(CLIENT_CERTIFICATE, client_certificate, STRING, "", 0, 0, NULL, \
+      "PEM file holding the app's certificate and its RSA private key (auth_method certificate): a PS256 client assertion with x5t#S256.") \
+    X(IMDS_ENDPOINT, imds_endpoint, STRING, "http://169.254.169.254", 0, 0, NULL, \
+      "Azure Instance Metadata Service root for managed identity (when IDENTITY_ENDPOINT is not set).") \
+    X(MAIL_TO, mail_to, STRING, "", 0, 0, NULL, \
+      "Comma-separated recipients of the built-in default route (all images, all severities), used when `routes` is empty.") \
+    X(ROUTES, routes, JSON, "", 0, 0, NULL, \
+      "Ordered list of routes (a YAML list in the config file): registry, repository, min_severity, fixable_only, to, cc, subject_prefix, name, default. See docs/notifications.md.") \
+    X(MAIL_MODE, mail_mode, ENUM, "per_image", 0, 0, "per_image|digest", \
+      "per_image: one mail per diff (image) and route; digest: one mail per route per digest_interval covering all images, split to stay under Graph's 4 MB request limit.") \
+    X(DIGEST_INTERVAL, digest_interval, DURATION, "1h", SW_S(1), SW_S(86400 * 7), NULL, \
+      "Digest mode: a route's digest is sent this long after its first pending finding arrived.") \
+    X(MAIL_CONCURRENCY, mail_concurrency, INT, "1", 1, 4, NULL, \
+      "sendMail requests in flight at once. Graph allows 4 per app and mailbox across all replicas.") \
+    X(MAIL_RATE, mail_rate, INT, "30", 1, 6000, NULL, \
+      "Most mails started per minute (Exchange Online allows 30 messages per minute per mailbox).") \
+    X(MAIL_MAX_REQUEST, mail_max_request, SIZE, "3670016", 65536, 4194304, NULL, \
+      "Largest sendMail request body built; larger digests are split into several mails (Graph rejects requests over 4 MB).") \
+    X(SAVE_TO_SENT_ITEMS, save_to_sent_items, BOOL, "true", 0, 0, NULL, \
+      "Keep a copy of each mail in the sender's Sent Items (Graph saveToSentItems).") \
+    X(HTTP_TIMEOUT, http_timeout, DURATION, "30s", 100000, SW_S(600), NULL, \
+      "Deadline of one HTTP request to Graph or a token endpoint; a timed-out sendMail is retried (it may have been accepted).") \
+    X(MAIL_BACKOFF_MIN, mail_backoff_min, DURATION, "2s", 10000, SW_S(3600), NULL, \
+      "First retry delay after 429/503/504/timeout when Graph sends no Retry-After; doubles per attempt.") \
+    X(MAIL_BACKOFF_MAX, mail_backoff_max, DURATION, "5m", 10000, SW_S(86400), NULL, \
+      "Largest retry delay (Retry-After values above it are capped).")
 
 #define SW_SETTINGS_SERVICE(X)
 /* clang-format on */

@@ -1,0 +1,727 @@
+/*
+ * The notifier: outbox -> routes -> mail entries -> sender threads -> sink.
+ *
+ * Keys in the notify column family:
+ *   m/<created µs:016x>/<outbox seq:016x>/<route:04x>/<part:04x>  a rendered mail (request JSON)
+ *   d/<route name>\0<outbox seq:016x>   a digest accumulation: {"t": µs, "item": {...}}
+ * Mail keys sort by creation time, so mails go out in the order they were made.
+ */
+#include "scanwatch/notify.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "notify_internal.h"
+#include "scanwatch/entra.h"
+#include "scanwatch/log.h"
+#include "scanwatch/settings.h"
+
+#define QUEUE_MAX 64
+#define INGEST_BATCH 64
+#define MAX_THREADS 4
+#define IDLE_WAIT_US 200000
+
+struct job {
+    char *key;
+    size_t klen;
+    char *body;
+    size_t blen;
+    int attempts;
+    int64_t not_before; /* monotonic µs */
+    bool in_flight;
+};
+
+struct sender {
+    sw_notifier *n;
+    sw_sink *sink;
+};
+
+struct sw_notifier {
+    sw_state *st;
+    sw_routes routes;
+    sw_render_opts ropts;
+    bool digest;
+    int64_t digest_interval;
+    sw_sink_spec spec;
+    sw_token_provider tokens;
+    bool have_tokens;
+    char *graph_base, *sender;
+    int64_t timeout_us, spacing_us, backoff_min, backoff_max;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *jobs[QUEUE_MAX];
+    size_t n_jobs;
+    int64_t paused_until, next_start;
+    bool stopping;
+    pthread_t threads[MAX_THREADS];
+    struct sender senders[MAX_THREADS];
+    int n_threads;
+    uint64_t next_seq;
+    sw_notify_stats stats;
+};
+
+/* ---- sender threads --------------------------------------------------------- */
+
+static void job_free(struct job *j)
+{
+    if (j != NULL) {
+        free(j->key);
+        free(j->body);
+        free(j);
+    }
+}
+
+static void remove_job(sw_notifier *n, struct job *j)
+{
+    for (size_t i = 0; i < n->n_jobs; i++) {
+        if (n->jobs[i] == j) {
+            memmove(&n->jobs[i], &n->jobs[i + 1], (n->n_jobs - i - 1) * sizeof n->jobs[0]);
+            n->n_jobs--;
+            break;
+        }
+    }
+    job_free(j);
+}
+
+static int64_t backoff(const sw_notifier *n, const struct job *j, int64_t retry_after)
+{
+    if (retry_after >= 0) {
+        return retry_after < n->backoff_max ? retry_after : n->backoff_max;
+    }
+    int64_t d = n->backoff_min;
+    for (int i = 1; i < j->attempts && d < n->backoff_max; i++) {
+        d *= 2;
+    }
+    if (d > n->backoff_max) {
+        d = n->backoff_max;
+    }
+    /* Up to +25% jitter so that replicas do not retry in lockstep. */
+    return d + (int64_t)((double)d * 0.25 * ((double)rand() / RAND_MAX));
+}
+
+static void timed_wait(sw_notifier *n, int64_t until_mono)
+{
+    int64_t wait = until_mono - sw_time_mono_us();
+    if (wait <= 0) {
+        return;
+    }
+    if (wait > IDLE_WAIT_US) {
+        wait = IDLE_WAIT_US;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = (int64_t)ts.tv_nsec + wait * 1000;
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_cond_timedwait(&n->cv, &n->mu, &ts);
+}
+
+/* Under mu: the next job allowed to start now, or NULL and *wake. */
+static struct job *pick(sw_notifier *n, int64_t now, int64_t *wake)
+{
+    *wake = now + IDLE_WAIT_US;
+    int64_t gate = n->paused_until > n->next_start ? n->paused_until : n->next_start;
+    for (size_t i = 0; i < n->n_jobs; i++) {
+        struct job *j = n->jobs[i];
+        if (j->in_flight) {
+            continue;
+        }
+        int64_t t = j->not_before > gate ? j->not_before : gate;
+        if (t <= now) {
+            return j;
+        }
+        if (t < *wake) {
+            *wake = t;
+        }
+    }
+    return NULL;
+}
+
+static void finish(sw_notifier *n, struct job *j, const sw_send_result *r)
+{
+    sw_err err;
+    sw_err_clear(&err);
+    if (r->outcome == SW_SEND_PERMANENT) {
+        char reason[600];
+        snprintf(reason, sizeof reason, "sendMail failed permanently: %s", r->detail);
+        sw_state_dead_letter dl = {.kind = "mail",
+                                   .reason = reason,
+                                   .partition = "",
+                                   .offset = "",
+                                   .bytes = j->body,
+                                   .len = j->blen};
+        if (!sw_state_dead_letter_put(n->st, &dl, &err)) {
+            SW_LOG(SW_LOG_ERROR, "cannot dead-letter a mail; it stays pending",
+                   SW_LF_STR("code", sw_code_name(err.code)), SW_LF_STR("error", err.msg),
+                   SW_LF_STR("graph_code", r->code));
+            return;
+        }
+        SW_LOG(SW_LOG_ERROR, "mail moved to the dead letter", SW_LF_INT("status", r->status),
+               SW_LF_STR("graph_code", r->code), SW_LF_STR("detail", r->detail));
+    }
+    if (!sw_state_kv_delete(n->st, j->key, j->klen, &err)) {
+        /* Sent but still stored: it would go out again after a restart. */
+        SW_LOG(SW_LOG_ERROR, "cannot delete a delivered mail entry",
+               SW_LF_STR("code", sw_code_name(err.code)), SW_LF_STR("error", err.msg),
+               SW_LF_STR("sink", n->stats.sink));
+    }
+}
+
+static void *sender_main(void *arg)
+{
+    struct sender *me = arg;
+    sw_notifier *n = me->n;
+    sw_sink *sink = me->sink;
+    pthread_mutex_lock(&n->mu);
+    while (!n->stopping) {
+        int64_t now = sw_time_mono_us(), wake;
+        struct job *j = pick(n, now, &wake);
+        if (j == NULL) {
+            timed_wait(n, wake);
+            continue;
+        }
+        j->in_flight = true;
+        n->next_start = now + n->spacing_us;
+        pthread_mutex_unlock(&n->mu);
+
+        sw_send_result r;
+        sw_sink_send(sink, j->body, j->blen, &r);
+        if (r.outcome != SW_SEND_RETRY) {
+            finish(n, j, &r);
+        }
+
+        pthread_mutex_lock(&n->mu);
+        if (r.outcome == SW_SEND_OK) {
+            n->stats.mails_sent++;
+            SW_LOG(SW_LOG_INFO, "mail sent", SW_LF_STR("sink", n->stats.sink),
+                   SW_LF_STR("detail", r.detail));
+            remove_job(n, j);
+        } else if (r.outcome == SW_SEND_PERMANENT) {
+            n->stats.dead++;
+            remove_job(n, j);
+        } else {
+            j->attempts++;
+            int64_t d = backoff(n, j, r.retry_after_us);
+            int64_t t = sw_time_mono_us() + d;
+            j->not_before = t;
+            j->in_flight = false;
+            /* Throttling is per mailbox: hold every send, not just this one. */
+            if (t > n->paused_until) {
+                n->paused_until = t;
+            }
+            n->stats.retries++;
+            SW_LOG(SW_LOG_WARN, "mail not accepted; will retry", SW_LF_INT("status", r.status),
+                   SW_LF_STR("graph_code", r.code), SW_LF_STR("detail", r.detail),
+                   SW_LF_INT("attempt", j->attempts), SW_LF_INT("retry_in_ms", d / 1000),
+                   SW_LF_BOOL("retry_after", r.retry_after_us >= 0));
+        }
+        pthread_cond_broadcast(&n->cv);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+/* ---- mail entries ------------------------------------------------------------ */
+
+static void mail_key(char *out, size_t size, sw_time_us created, uint64_t seq, size_t route,
+                     size_t part)
+{
+    snprintf(out, size, "m/%016llx/%016llx/%04zx/%04zx", (unsigned long long)created,
+             (unsigned long long)seq, route, part);
+}
+
+static bool put_mails(sw_notifier *n, sw_state_batch *b, const sw_route *route, size_t ridx,
+                      cJSON *const *items, size_t n_items, uint64_t seq, sw_err *err)
+{
+    sw_mail_list ml;
+    n->ropts.now = sw_time_now();
+    if (!sw_notify_render(&n->ropts, route, items, n_items, &ml, err)) {
+        return false;
+    }
+    sw_time_us created = sw_time_now();
+    for (size_t p = 0; p < ml.n; p++) {
+        char key[80];
+        mail_key(key, sizeof key, created, seq, ridx, p);
+        sw_state_batch_kv_put(b, key, strlen(key), ml.bodies[p], ml.lens[p]);
+    }
+    n->stats.mails_queued += ml.n;
+    sw_mail_list_free(&ml);
+    return true;
+}
+
+static void dead_letter(sw_notifier *n, const char *kind, const char *reason, const void *bytes,
+                        size_t len)
+{
+    sw_err err;
+    sw_state_dead_letter dl = {
+        .kind = kind, .reason = reason, .partition = "", .offset = "", .bytes = bytes, .len = len};
+    if (!sw_state_dead_letter_put(n->st, &dl, &err)) {
+        SW_LOG(SW_LOG_ERROR, "cannot write the dead letter",
+               SW_LF_STR("code", sw_code_name(err.code)), SW_LF_STR("error", err.msg),
+               SW_LF_STR("kind", kind));
+    }
+    n->stats.dead++;
+}
+
+static bool digest_key(sw_buf *k, const char *route, uint64_t seq)
+{
+    sw_buf_printf(k, "d/%s", route);
+    sw_buf_append_char(k, '\0');
+    sw_buf_printf(k, "%016llx", (unsigned long long)seq);
+    return !k->failed;
+}
+
+/* One diff record -> mail entries or digest accumulations + outbox delete, atomically. */
+static bool ingest_one(sw_notifier *n, uint64_t seq, const char *json, size_t len, sw_err *err)
+{
+    cJSON *d = cJSON_ParseWithLength(json, len);
+    cJSON **items = calloc(n->routes.n ? n->routes.n : 1, sizeof *items);
+    sw_state_batch *b = sw_state_batch_new();
+    if (items == NULL || b == NULL) {
+        cJSON_Delete(d);
+        free(items);
+        sw_state_batch_free(b);
+        return sw_err_set(err, SW_E_NOMEM, "out of memory");
+    }
+    sw_err rerr;
+    sw_err_clear(&rerr);
+    if (d == NULL || !sw_notify_route_diff(&n->routes, d, items, &rerr)) {
+        char reason[600];
+        snprintf(reason, sizeof reason, "diff record %llu cannot be notified: %s",
+                 (unsigned long long)seq, d == NULL ? "not valid JSON" : rerr.msg);
+        SW_LOG(SW_LOG_ERROR, "bad diff record", SW_LF_STR("reason", reason));
+        dead_letter(n, "diff", reason, json, len);
+    } else {
+        for (size_t i = 0; i < n->routes.n; i++) {
+            if (items[i] == NULL) {
+                continue;
+            }
+            const sw_route *r = &n->routes.v[i];
+            if (n->digest) {
+                cJSON *acc = cJSON_CreateObject();
+                cJSON_AddNumberToObject(acc, "t", (double)sw_time_now());
+                cJSON_AddItemReferenceToObject(acc, "item", items[i]);
+                char *v = cJSON_PrintUnformatted(acc);
+                cJSON_Delete(acc);
+                sw_buf k;
+                sw_buf_init(&k, 4096);
+                if (v == NULL || !digest_key(&k, r->name, seq)) {
+                    free(v);
+                    sw_buf_free(&k);
+                    continue;
+                }
+                sw_state_batch_kv_put(b, k.data, k.len, v, strlen(v));
+                free(v);
+                sw_buf_free(&k);
+            } else if (!put_mails(n, b, r, i, &items[i], 1, seq, &rerr)) {
+                char reason[700];
+                snprintf(reason, sizeof reason, "route %s: rendering failed: %s", r->name,
+                         rerr.msg);
+                SW_LOG(SW_LOG_ERROR, "mail not rendered", SW_LF_STR("reason", reason));
+                dead_letter(n, "mail", reason, json, len);
+            }
+        }
+    }
+    sw_state_batch_outbox_delete(b, seq);
+    bool ok = sw_state_batch_commit(n->st, b, err);
+    for (size_t i = 0; i < n->routes.n; i++) {
+        cJSON_Delete(items[i]);
+    }
+    free(items);
+    cJSON_Delete(d);
+    sw_state_batch_free(b);
+    if (ok) {
+        n->stats.diffs++;
+    }
+    return ok;
+}
+
+struct outbox_entry {
+    uint64_t seq;
+    char *json;
+    size_t len;
+};
+
+struct outbox_collect {
+    struct outbox_entry v[INGEST_BATCH];
+    size_t n;
+};
+
+static bool collect_outbox(void *ctx, uint64_t seq, const char *json, size_t len)
+{
+    struct outbox_collect *c = ctx;
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        return false;
+    }
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    c->v[c->n++] = (struct outbox_entry){seq, copy, len};
+    return c->n < INGEST_BATCH;
+}
+
+static bool ingest(sw_notifier *n, size_t *count, sw_err *err)
+{
+    struct outbox_collect c = {.n = 0};
+    bool ok = sw_state_outbox_iter(n->st, n->next_seq, collect_outbox, &c, err);
+    for (size_t i = 0; i < c.n; i++) {
+        ok = ok && ingest_one(n, c.v[i].seq, c.v[i].json, c.v[i].len, err);
+        if (ok) {
+            n->next_seq = c.v[i].seq + 1;
+        }
+        free(c.v[i].json);
+    }
+    *count = c.n;
+    return ok;
+}
+
+/* ---- digests ------------------------------------------------------------------- */
+
+struct digest_collect {
+    cJSON **items;
+    sw_buf *keys; /* each key followed by its length as size_t, packed */
+    size_t n, cap;
+    double oldest;
+    uint64_t min_seq;
+    bool oom;
+};
+
+static bool collect_digest(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct digest_collect *c = ctx;
+    cJSON *acc = cJSON_ParseWithLength(val, vlen);
+    cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(acc, "item");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(acc, "t");
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 64;
+        cJSON **ni = realloc(c->items, nc * sizeof *ni);
+        if (ni == NULL) {
+            c->oom = true;
+            cJSON_Delete(acc);
+            cJSON_Delete(item);
+            return false;
+        }
+        c->items = ni;
+        c->cap = nc;
+    }
+    if (cJSON_IsNumber(t) && (c->n == 0 || t->valuedouble < c->oldest)) {
+        c->oldest = t->valuedouble;
+    }
+    cJSON_Delete(acc);
+    c->items[c->n++] = item; /* NULL for a corrupt entry: skipped, still deleted */
+    sw_buf_append(c->keys, &klen, sizeof klen);
+    sw_buf_append(c->keys, key, klen);
+    if (klen >= 16) {
+        uint64_t seq = strtoull((const char *)key + klen - 16, NULL, 16);
+        if (c->n == 1 || seq < c->min_seq) {
+            c->min_seq = seq;
+        }
+    }
+    return !c->keys->failed;
+}
+
+static bool flush_route(sw_notifier *n, size_t ridx, bool force, sw_err *err)
+{
+    const sw_route *r = &n->routes.v[ridx];
+    sw_buf prefix, keys;
+    sw_buf_init(&prefix, 4096);
+    sw_buf_init(&keys, 0);
+    sw_buf_printf(&prefix, "d/%s", r->name);
+    sw_buf_append_char(&prefix, '\0');
+    struct digest_collect c = {.keys = &keys};
+    bool ok = sw_state_kv_iter_prefix(n->st, prefix.data, prefix.len, collect_digest, &c, err);
+    if (ok && (c.oom || keys.failed)) {
+        ok = sw_err_set(err, SW_E_NOMEM, "out of memory collecting a digest");
+    }
+    bool due = c.n > 0 && (force || (double)sw_time_now() - c.oldest >= (double)n->digest_interval);
+    if (ok && due) {
+        sw_state_batch *b = sw_state_batch_new();
+        sw_err rerr;
+        sw_err_clear(&rerr);
+        if (b == NULL) {
+            ok = sw_err_set(err, SW_E_NOMEM, "out of memory");
+        } else {
+            if (!put_mails(n, b, r, ridx, c.items, c.n, c.min_seq, &rerr)) {
+                char reason[700];
+                snprintf(reason, sizeof reason, "route %s: digest rendering failed: %s", r->name,
+                         rerr.msg);
+                dead_letter(n, "mail", reason, "", 0);
+            }
+            for (size_t off = 0; off < keys.len;) {
+                size_t kl;
+                memcpy(&kl, keys.data + off, sizeof kl);
+                sw_state_batch_kv_delete(b, keys.data + off + sizeof kl, kl);
+                off += sizeof kl + kl;
+            }
+            ok = sw_state_batch_commit(n->st, b, err);
+            sw_state_batch_free(b);
+            if (ok) {
+                SW_LOG(SW_LOG_INFO, "digest rendered", SW_LF_STR("route", r->name),
+                       SW_LF_UINT("images", c.n));
+            }
+        }
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        cJSON_Delete(c.items[i]);
+    }
+    free(c.items);
+    sw_buf_free(&prefix);
+    sw_buf_free(&keys);
+    return ok;
+}
+
+static bool any_digest_pending_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void)k;
+    (void)kl;
+    (void)v;
+    (void)vl;
+    *(bool *)ctx = true;
+    return false;
+}
+
+/* ---- loading mail entries ---------------------------------------------------------- */
+
+struct refill {
+    sw_notifier *n;
+    bool oom;
+};
+
+static bool refill_fn(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct refill *rf = ctx;
+    sw_notifier *n = rf->n;
+    for (size_t i = 0; i < n->n_jobs; i++) {
+        if (n->jobs[i]->klen == klen && memcmp(n->jobs[i]->key, key, klen) == 0) {
+            return true; /* queued or in flight already */
+        }
+    }
+    if (n->n_jobs == QUEUE_MAX) {
+        return false;
+    }
+    struct job *j = calloc(1, sizeof *j);
+    char *k = malloc(klen);
+    char *b = malloc(vlen + 1);
+    if (j == NULL || k == NULL || b == NULL) {
+        free(j);
+        free(k);
+        free(b);
+        rf->oom = true;
+        return false;
+    }
+    memcpy(k, key, klen);
+    memcpy(b, val, vlen);
+    b[vlen] = '\0';
+    *j = (struct job){.key = k, .klen = klen, .body = b, .blen = vlen};
+    n->jobs[n->n_jobs++] = j;
+    return true;
+}
+
+bool sw_notify_step(sw_notifier *n, bool flush_digests, bool *idle, sw_err *err)
+{
+    size_t ingested = 0;
+    if (!ingest(n, &ingested, err)) {
+        return false;
+    }
+    bool digests_left = false;
+    if (n->digest) {
+        for (size_t i = 0; i < n->routes.n; i++) {
+            if (!flush_route(n, i, flush_digests, err)) {
+                return false;
+            }
+        }
+        if (!sw_state_kv_iter_prefix(n->st, "d/", 2, any_digest_pending_fn, &digests_left, err)) {
+            return false;
+        }
+    }
+    /* Scanning under the lock: a sender deletes an entry before it drops the job,
+     * so an entry seen here is either still queued or not yet loaded. */
+    pthread_mutex_lock(&n->mu);
+    struct refill rf = {.n = n};
+    bool ok = sw_state_kv_iter_prefix(n->st, "m/", 2, refill_fn, &rf, err);
+    if (ok && rf.oom) {
+        ok = sw_err_set(err, SW_E_NOMEM, "out of memory loading mails");
+    }
+    size_t pending = n->n_jobs;
+    n->stats.pending = pending;
+    pthread_cond_broadcast(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+    if (idle != NULL) {
+        *idle = ok && ingested == 0 && pending == 0 && (!flush_digests || !digests_left);
+    }
+    return ok;
+}
+
+bool sw_notify_drain(sw_notifier *n, int64_t timeout_us, bool flush_digests, sw_err *err)
+{
+    int64_t deadline = sw_time_mono_us() + timeout_us;
+    while (true) {
+        bool idle = false;
+        if (!sw_notify_step(n, flush_digests, &idle, err)) {
+            return false;
+        }
+        if (idle) {
+            return true;
+        }
+        if (sw_time_mono_us() >= deadline) {
+            return sw_err_set(err, SW_E_TIMEOUT, "notifier not drained within %lld ms",
+                              (long long)(timeout_us / 1000));
+        }
+        pthread_mutex_lock(&n->mu);
+        timed_wait(n, sw_time_mono_us() + 20000);
+        pthread_mutex_unlock(&n->mu);
+    }
+}
+
+bool sw_notify_run(sw_notifier *n, volatile sig_atomic_t *stop, sw_err *err)
+{
+    while (!*stop) {
+        bool idle = false;
+        if (!sw_notify_step(n, false, &idle, err)) {
+            return false;
+        }
+        pthread_mutex_lock(&n->mu);
+        timed_wait(n, sw_time_mono_us() + (idle ? IDLE_WAIT_US : 20000));
+        pthread_mutex_unlock(&n->mu);
+    }
+    return true;
+}
+
+void sw_notify_stats_get(sw_notifier *n, sw_notify_stats *out)
+{
+    pthread_mutex_lock(&n->mu);
+    *out = n->stats;
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* ---- construction -------------------------------------------------------------------- */
+
+static bool choose_sink(sw_notifier *n, const sw_config *cfg, const sw_entra_opts *eo, sw_err *err)
+{
+    const char *s = sw_cfg_str(cfg, SW_CFG_MAIL_SINK);
+    if (s[0] == '\0') {
+        s = sw_cfg_str(cfg, SW_CFG_MAIL_SENDER)[0] != '\0' && eo->method != SW_ENTRA_NONE
+                ? "graph"
+                : "dir:./scanwatch-mail";
+    }
+    if (!sw_sink_spec_parse(s, &n->spec, err)) {
+        return false;
+    }
+    snprintf(n->stats.sink, sizeof n->stats.sink, "%s",
+             n->spec.kind == SW_SINK_GRAPH ? "graph"
+             : n->spec.kind == SW_SINK_DIR ? "dir"
+                                           : "stdout");
+    if (n->spec.kind == SW_SINK_GRAPH) {
+        if (eo->method == SW_ENTRA_NONE) {
+            return sw_err_set(err, SW_E_CONFIG,
+                              "mail_sink graph needs Entra ID credentials: set auth_method and "
+                              "tenant_id/client_id with client_secret or client_certificate, or "
+                              "run with workload or managed identity");
+        }
+        if (sw_cfg_str(cfg, SW_CFG_MAIL_SENDER)[0] == '\0') {
+            return sw_err_set(err, SW_E_CONFIG, "mail_sink graph needs mail_sender");
+        }
+        if (!sw_entra_provider_new(eo, &n->tokens, err)) {
+            return false;
+        }
+        n->have_tokens = true;
+    }
+    return true;
+}
+
+sw_notifier *sw_notify_new(const sw_config *cfg, sw_state *st, sw_err *err)
+{
+    sw_notifier *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        sw_err_set(err, SW_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    n->st = st;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&n->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    n->digest = strcmp(sw_cfg_str(cfg, SW_CFG_MAIL_MODE), "digest") == 0;
+    n->digest_interval = sw_cfg_int(cfg, SW_CFG_DIGEST_INTERVAL);
+    n->ropts.save_to_sent_items = sw_cfg_bool(cfg, SW_CFG_SAVE_TO_SENT_ITEMS);
+    n->ropts.max_request = (size_t)sw_cfg_int(cfg, SW_CFG_MAIL_MAX_REQUEST);
+    n->ropts.digest = n->digest;
+    n->timeout_us = sw_cfg_int(cfg, SW_CFG_HTTP_TIMEOUT);
+    n->spacing_us = 60 * SW_US_PER_SEC / sw_cfg_int(cfg, SW_CFG_MAIL_RATE);
+    n->backoff_min = sw_cfg_int(cfg, SW_CFG_MAIL_BACKOFF_MIN);
+    n->backoff_max = sw_cfg_int(cfg, SW_CFG_MAIL_BACKOFF_MAX);
+    n->graph_base = strdup(sw_cfg_str(cfg, SW_CFG_GRAPH_BASE_URL));
+    n->sender = strdup(sw_cfg_str(cfg, SW_CFG_MAIL_SENDER));
+    sw_entra_opts eo;
+    bool ok = n->graph_base != NULL && n->sender != NULL;
+    if (!ok) {
+        sw_err_set(err, SW_E_NOMEM, "out of memory");
+    }
+    ok = ok &&
+         sw_notify_routes_parse(sw_cfg_str(cfg, SW_CFG_ROUTES), sw_cfg_str(cfg, SW_CFG_MAIL_TO),
+                                &n->routes, err) &&
+         sw_entra_opts_from_config(&eo, cfg, err) && choose_sink(n, cfg, &eo, err);
+    if (ok && n->routes.n == 0) {
+        SW_LOG(SW_LOG_WARN, "no notification routes: diff records leave the outbox unmailed",
+               SW_LF_STR("hint", "set routes or mail_to"));
+    }
+    int want = (int)sw_cfg_int(cfg, SW_CFG_MAIL_CONCURRENCY);
+    for (int i = 0; ok && i < want && i < MAX_THREADS; i++) {
+        n->senders[i].n = n;
+        n->senders[i].sink = sw_sink_new(&n->spec, n->graph_base, n->sender,
+                                         n->have_tokens ? &n->tokens : NULL, n->timeout_us, err);
+        if (n->senders[i].sink == NULL) {
+            ok = false;
+            break;
+        }
+        if (pthread_create(&n->threads[i], NULL, sender_main, &n->senders[i]) != 0) {
+            sw_sink_free(n->senders[i].sink);
+            n->senders[i].sink = NULL;
+            ok = sw_err_set(err, SW_E_INTERNAL, "cannot start a mail sender thread");
+            break;
+        }
+        n->n_threads++;
+    }
+    if (!ok) {
+        sw_notify_free(n);
+        return NULL;
+    }
+    SW_LOG(SW_LOG_INFO, "notifier started", SW_LF_STR("sink", n->stats.sink),
+           SW_LF_STR("mode", n->digest ? "digest" : "per_image"), SW_LF_UINT("routes", n->routes.n),
+           SW_LF_INT("concurrency", n->n_threads));
+    return n;
+}
+
+void sw_notify_free(sw_notifier *n)
+{
+    if (n == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    n->stopping = true;
+    pthread_cond_broadcast(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+    for (int i = 0; i < n->n_threads; i++) {
+        pthread_join(n->threads[i], NULL);
+        sw_sink_free(n->senders[i].sink);
+    }
+    for (size_t i = 0; i < n->n_jobs; i++) {
+        job_free(n->jobs[i]);
+    }
+    if (n->have_tokens) {
+        sw_token_provider_destroy(&n->tokens);
+    }
+    sw_notify_routes_free(&n->routes);
+    free(n->graph_base);
+    free(n->sender);
+    pthread_cond_destroy(&n->cv);
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+}
