@@ -544,7 +544,9 @@ static bool gather_window(sw_state_engine *e, struct win *w, struct gather *g, s
         g->d[i].key = g->arena.data + g->d[i].key_off;
         g->d[i].json = g->arena.data + g->d[i].json_off;
     }
-    qsort(g->d, g->n, sizeof *g->d, dec_cmp);
+    if (g->n > 1) {
+        qsort(g->d, g->n, sizeof *g->d, dec_cmp);
+    }
     size_t out = 0;
     for (size_t i = 0; i < g->n; i++) {
         if (i + 1 < g->n && strcmp(g->d[i].key, g->d[i + 1].key) == 0) {

@@ -144,6 +144,8 @@ static bool list_unknown_cfs(const char *dir, rocksdb_options_t *o, char ***name
     *n = 0;
     *exists = rerr == NULL;
     if (rerr != NULL) {
+        /* RocksDB returns a (zero-length) array even on error. */
+        rocksdb_list_column_families_destroy(list, count);
         rocksdb_free(rerr);
         return true; /* no database yet */
     }
@@ -342,7 +344,7 @@ bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_s
     for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl, vl;
         const char *k = rocksdb_iter_key(it, &kl);
-        if (kl < plen || memcmp(k, prefix, plen) != 0) {
+        if (plen > 0 && (kl < plen || memcmp(k, prefix, plen) != 0)) {
             break;
         }
         const char *v = rocksdb_iter_value(it, &vl);
