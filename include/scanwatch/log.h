@@ -67,9 +67,9 @@ typedef struct {
     } while (0)
 
 /* Also logs err's code name and message as fields "code" and "error". */
-#define SW_LOG_ERR(level, msg, errp, ...)                                                          \
-    SW_LOG(level, msg, SW_LF_STR("code", sw_code_name((errp)->code)),                             \
-           SW_LF_STR("error", (errp)->msg), __VA_ARGS__)
+#define SW_LOG_ERR(level_, text_, errp_, ...)                                                      \
+    SW_LOG(level_, text_, SW_LF_STR("code", sw_code_name((errp_)->code)),                         \
+           SW_LF_STR("error", (errp_)->msg), __VA_ARGS__)
 
 bool sw_log_enabled(sw_log_level level);
 void sw_log_set_level(sw_log_level level);
