@@ -16,6 +16,11 @@
 #define SW_EXIT_USAGE 2
 
 int sw_cmd_check_config(sw_config *cfg, int argc, char **argv);
+int sw_cmd_run(sw_config *cfg, int argc, char **argv);
+int sw_cmd_replay(sw_config *cfg, int argc, char **argv);
+int sw_cmd_rebuild(sw_config *cfg, int argc, char **argv);
+/* SIGTERM/SIGINT request a graceful stop of the service; SIGPIPE is ignored. */
+void sw_install_stop_signals(void);
 int sw_cmd_process(sw_config *cfg, int argc, char **argv);
 int sw_cmd_state(sw_config *cfg, int argc, char **argv);
 int sw_cmd_decode(sw_config *cfg, int argc, char **argv);

@@ -16,6 +16,12 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"run", sw_cmd_run,
+     "run                                the service: event hub -> state -> mail (default)"},
+    {"replay", sw_cmd_replay,
+     "replay --partition P (--from-offset O|--from-time T) [--renotify]   re-read history"},
+    {"rebuild", sw_cmd_rebuild,
+     "rebuild --partition P              restore a partition's state from the hub, no mail"},
     {"check-config", sw_cmd_check_config,
      "check-config [--json|--markdown]   validate settings and print the effective values"},
     {"demo", sw_cmd_demo,

@@ -145,7 +145,25 @@
     X(MAIL_BACKOFF_MAX, mail_backoff_max, DURATION, "5m", 10000, SW_S(86400), NULL, \
       "Largest retry delay (Retry-After values above it are capped).")
 
-#define SW_SETTINGS_SERVICE(X)
+#define SW_SETTINGS_SERVICE(X) \
+    X(REPLICA_INDEX, replica_index, INT, "-1", -1, 1023, NULL, \
+      "This replica's index; -1 = the StatefulSet pod ordinal at the end of the host name (0 with one replica).") \
+    X(REPLICA_COUNT, replica_count, INT, "1", 1, 1024, NULL, \
+      "Number of replicas sharing the hub; partition p belongs to replica p mod replica_count.") \
+    X(METRICS_PORT, metrics_port, INT, "9090", -1, 65535, NULL, \
+      "Port of /metrics, /healthz and /readyz; 0 = any free port, -1 = off.") \
+    X(METRICS_BIND, metrics_bind, STRING, "0.0.0.0", 0, 0, NULL, \
+      "IPv4 address the metrics and health endpoint listens on.") \
+    X(PROGRESS_INTERVAL, progress_interval, DURATION, "10s", 0, SW_S(3600), NULL, \
+      "Interval of the one-line progress report (a human line on a terminal, a JSON log line otherwise); 0 = off.") \
+    X(COMMIT_INTERVAL, commit_interval, DURATION, "200ms", 1000, SW_S(60), NULL, \
+      "Longest time processed events wait before their batch is committed and settled.") \
+    X(PARTITION_MERGE_WAIT, partition_merge_wait, DURATION, "2s", 0, SW_S(60), NULL, \
+      "Events of all partitions are processed in enqueued-time order; this long at most, processing waits for a partition that is behind (events on the hub not yet received).") \
+    X(LAG_POLL_INTERVAL, lag_poll_interval, DURATION, "5s", 100000, SW_S(3600), NULL, \
+      "How often partition properties are read for lag metrics and the caught-up test of window rule (c).") \
+    X(SHUTDOWN_TIMEOUT, shutdown_timeout, DURATION, "20s", SW_S(1), SW_S(600), NULL, \
+      "Bound on a graceful shutdown (SIGTERM/SIGINT): receiving stops, due windows close, state commits, the notifier stops.")
 /* clang-format on */
 
 #define SW_SETTINGS_TABLE(X)                                                                       \

@@ -1,0 +1,202 @@
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scanwatch/log.h"
+
+struct sw_pipeline {
+    sw_state_engine *eng;
+    sw_decoder *dec;
+    sw_pipeline_clock clock;
+    sw_time_us event_time; /* SW_CLOCK_SCAN_TIME's running maximum */
+    sw_state_pos pos;      /* the event being processed */
+    sw_buf json;
+    sw_buf repo;
+    sw_err err;
+    bool failed;
+    sw_decode_stats stats;
+    sw_metric *m_events, *m_findings, *m_bad, *m_skipped;
+};
+
+sw_pipeline *sw_pipeline_new(const sw_config *cfg, sw_state_engine *eng, sw_metrics *metrics,
+                             sw_pipeline_clock clock, sw_err *err)
+{
+    sw_pipeline *pl = calloc(1, sizeof *pl);
+    if (pl == NULL) {
+        sw_err_set(err, SW_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    sw_decode_opts dopts;
+    sw_decode_opts_from_config(&dopts, cfg);
+    pl->dec = sw_decoder_new(&dopts, err);
+    if (pl->dec == NULL) {
+        free(pl);
+        return NULL;
+    }
+    pl->eng = eng;
+    pl->clock = clock;
+    pl->event_time = SW_TIME_UNSET;
+    sw_buf_init(&pl->json, 0);
+    sw_buf_init(&pl->repo, 0);
+    if (metrics != NULL) {
+        pl->m_events = sw_metrics_define(metrics, SW_METRIC_COUNTER, "scanwatch_events_total",
+                                         "Events processed, by partition and shape (skipped: "
+                                         "not a container finding; bad: dead-lettered).",
+                                         NULL, 0);
+        pl->m_findings =
+            sw_metrics_define(metrics, SW_METRIC_COUNTER, "scanwatch_findings_total",
+                              "Container findings decoded, by partition and shape.", NULL, 0);
+        pl->m_bad = sw_metrics_define(metrics, SW_METRIC_COUNTER, "scanwatch_bad_events_total",
+                                      "Bad events written to the dead letter, by reason.", NULL,
+                                      0);
+        pl->m_skipped =
+            sw_metrics_define(metrics, SW_METRIC_COUNTER, "scanwatch_skipped_records_total",
+                              "Records that are not container findings, by kind.", NULL, 0);
+    }
+    return pl;
+}
+
+void sw_pipeline_free(sw_pipeline *pl)
+{
+    if (pl == NULL) {
+        return;
+    }
+    sw_decoder_free(pl->dec);
+    sw_buf_free(&pl->json);
+    sw_buf_free(&pl->repo);
+    free(pl);
+}
+
+void sw_pipeline_set_clock(sw_pipeline *pl, sw_time_us event_time)
+{
+    pl->event_time = event_time;
+}
+
+sw_time_us sw_pipeline_clock_now(const sw_pipeline *pl)
+{
+    return pl->event_time;
+}
+
+const sw_decode_stats *sw_pipeline_stats(const sw_pipeline *pl)
+{
+    return &pl->stats;
+}
+
+static bool on_finding(void *ctx, const sw_finding *f)
+{
+    sw_pipeline *pl = ctx;
+    sw_buf_reset(&pl->json);
+    sw_buf_reset(&pl->repo);
+    if (!sw_finding_to_json(f, &pl->json)) {
+        pl->failed = !sw_buf_check(&pl->json, &pl->err);
+        return false;
+    }
+    sw_buf_printf(&pl->repo, "%s/%s", f->registry != NULL ? f->registry : "",
+                  f->repository != NULL ? f->repository : "");
+    if (pl->clock == SW_CLOCK_SCAN_TIME &&
+        (pl->event_time == SW_TIME_UNSET || f->scan_time > pl->event_time)) {
+        pl->event_time = f->scan_time;
+        pl->pos.enqueued = f->scan_time;
+    }
+    sw_state_record r = {
+        .image = f->image,
+        .repository = pl->repo.data,
+        .tags = f->tags,
+        .n_tags = f->n_tags,
+        .key = f->clean_marker ? NULL : f->key,
+        .resolved = f->status == SW_STATUS_RESOLVED,
+        .snapshot = f->snapshot,
+        .clean_marker = f->clean_marker,
+        .scan_time = f->scan_time,
+        .finding_json = pl->json.data,
+        .finding_len = pl->json.len,
+    };
+    if (!sw_state_engine_add(pl->eng, &pl->pos, &r, &pl->err)) {
+        pl->failed = true;
+        return false;
+    }
+    return true;
+}
+
+static void count(sw_pipeline *pl, const sw_decode_result *res, bool ok)
+{
+    char labels[256], part[96];
+    sw_metrics_label_escape(pl->pos.partition, part, sizeof part);
+    const char *shape = "skipped";
+    if (!ok) {
+        shape = "bad";
+    } else if (res->findings > 0) {
+        shape = sw_shape_name(res->by_shape[SW_SHAPE_MDVM] > 0         ? SW_SHAPE_MDVM
+                              : res->by_shape[SW_SHAPE_QUALYS] > 0     ? SW_SHAPE_QUALYS
+                              : res->by_shape[SW_SHAPE_INDIVIDUAL] > 0 ? SW_SHAPE_INDIVIDUAL
+                                                                       : SW_SHAPE_MDVM);
+    }
+    snprintf(labels, sizeof labels, "partition=\"%s\",shape=\"%s\"", part, shape);
+    sw_metric_add(pl->m_events, labels, 1);
+    for (int s = 0; s < SW_SHAPE_COUNT; s++) {
+        if (res->by_shape[s] > 0) {
+            snprintf(labels, sizeof labels, "partition=\"%s\",shape=\"%s\"", part,
+                     sw_shape_name((sw_shape)s));
+            sw_metric_add(pl->m_findings, labels, (double)res->by_shape[s]);
+        }
+    }
+    if (!ok) {
+        snprintf(labels, sizeof labels, "reason=\"%s\"", sw_decode_bad_name(res->bad));
+        sw_metric_add(pl->m_bad, labels, 1);
+    }
+    for (size_t i = 0; i < res->skipped_kinds.len; i++) {
+        char kind[96];
+        sw_metrics_label_escape(res->skipped_kinds.k[i].kind, kind, sizeof kind);
+        snprintf(labels, sizeof labels, "kind=\"%s\"", kind);
+        sw_metric_add(pl->m_skipped, labels, (double)res->skipped_kinds.k[i].n);
+    }
+}
+
+static bool dead_letter(sw_pipeline *pl, const char *reason, const char *msg, const void *body,
+                        size_t len, sw_err *err)
+{
+    char text[SW_ERR_MSG_MAX + 64];
+    snprintf(text, sizeof text, "%s: %s", reason, msg);
+    SW_LOG(SW_LOG_WARN, "bad event", SW_LF_STR("partition", pl->pos.partition),
+           SW_LF_STR("offset", pl->pos.offset), SW_LF_STR("reason", reason),
+           SW_LF_STR("error", msg));
+    return sw_state_engine_dead_letter(pl->eng, &pl->pos, "event", text, body, len, err);
+}
+
+bool sw_pipeline_event(sw_pipeline *pl, const sw_state_pos *pos, const void *body, size_t len,
+                       size_t oversize, sw_err *err)
+{
+    pl->pos = *pos;
+    if (pl->clock == SW_CLOCK_SCAN_TIME) {
+        pl->pos.enqueued = pl->event_time;
+    }
+    sw_decode_result res;
+    memset(&res, 0, sizeof res);
+    bool ok;
+    if (oversize > 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "body of %zu bytes exceeds max_message_size", oversize);
+        res.bad = SW_DECODE_BAD_TOO_LARGE;
+        ok = false;
+        if (!dead_letter(pl, sw_decode_bad_name(res.bad), msg, body, len, err)) {
+            return false;
+        }
+    } else {
+        sw_err derr;
+        sw_err_clear(&derr);
+        pl->failed = false;
+        ok = sw_decode_body(pl->dec, body, len, on_finding, pl, &res, &derr);
+        if (pl->failed) {
+            *err = pl->err;
+            return false;
+        }
+        if (!ok && !dead_letter(pl, sw_decode_bad_name(res.bad), derr.msg, body, len, err)) {
+            return false;
+        }
+    }
+    sw_decode_stats_add(&pl->stats, &res, ok);
+    count(pl, &res, ok);
+    return sw_state_engine_event_done(pl->eng, &pl->pos, err);
+}

@@ -1,0 +1,1005 @@
+/*
+ * The service loop. Event flow and the one rule that keeps it exact:
+ *
+ *   AMQP client thread --on_event--> queue (bounded by max_unsettled per
+ *   partition, because the client stops granting credit past it)
+ *   processing thread: queue -> pipeline (decode, windows, state batch)
+ *       -> sw_state_engine_commit (one atomic RocksDB batch: effects + checkpoint)
+ *       -> sw_amqp_settle (only now is the event acknowledged on the hub)
+ *   notifier thread: outbox -> routes -> mails -> sink
+ *
+ * A crash anywhere resumes each partition after its RocksDB checkpoint; the
+ * hub's own settlement only frees credit.
+ */
+#include "service.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pipeline.h"
+#include "scanwatch/amqp.h"
+#include "scanwatch/log.h"
+#include "scanwatch/metrics.h"
+#include "scanwatch/notify.h"
+#include "scanwatch/state.h"
+#include "scanwatch/state_engine.h"
+
+#define MAX_PARTITIONS 1024
+#define TICK_US (1000 * 1000)
+
+static volatile sig_atomic_t stop_requested;
+
+void sw_service_request_stop(void)
+{
+    stop_requested = 1;
+}
+
+void sw_service_opts_default(sw_service_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->notify = true;
+    o->baseline_until_override = SW_TIME_UNSET;
+}
+
+/* One event copied off the client thread. */
+typedef struct ev_node {
+    struct ev_node *next;
+    int part; /* index into svc.parts */
+    char offset[SW_AMQP_OFFSET_MAX];
+    int64_t seq;
+    sw_time_us enqueued;
+    size_t len;
+    size_t oversize;
+    unsigned char body[];
+} ev_node;
+
+typedef struct evq {
+    ev_node *head, *tail;
+    size_t n;
+} evq;
+
+static void evq_push(evq *q, ev_node *n)
+{
+    n->next = NULL;
+    if (q->tail != NULL) {
+        q->tail->next = n;
+    } else {
+        q->head = n;
+    }
+    q->tail = n;
+    q->n++;
+}
+
+static ev_node *evq_pop(evq *q)
+{
+    ev_node *n = q->head;
+    if (n != NULL) {
+        q->head = n->next;
+        q->tail = q->head != NULL ? q->tail : NULL;
+        q->n--;
+    }
+    return n;
+}
+
+/* Appends src to dst, leaving src empty. */
+static void evq_move(evq *dst, evq *src)
+{
+    if (src->head == NULL) {
+        return;
+    }
+    if (dst->tail != NULL) {
+        dst->tail->next = src->head;
+    } else {
+        dst->head = src->head;
+    }
+    dst->tail = src->tail;
+    dst->n += src->n;
+    memset(src, 0, sizeof *src);
+}
+
+static void evq_free(evq *q)
+{
+    ev_node *n;
+    while ((n = evq_pop(q)) != NULL) {
+        free(n);
+    }
+}
+
+typedef struct part {
+    char id[SW_AMQP_PARTITION_ID_MAX];
+    evq in;    /* filled by the client thread, under svc.mu */
+    evq ready; /* the processing thread's own */
+    bool more_expected; /* snapshot for the merge: the hub holds events not yet received */
+    bool active;             /* owned and receiving */
+    bool open;               /* receiver attached */
+    int64_t processed_seq;   /* last event handed to the pipeline */
+    int64_t settled_seq;     /* last settle call */
+    int64_t target_seq;      /* last enqueued when the run started (stop_when_caught_up) */
+    int64_t last_enqueued;   /* from $management; -1 = empty or unknown */
+    sw_time_us last_enq_time; /* from $management */
+    bool info_known;
+} part;
+
+typedef struct svc {
+    const sw_config *cfg;
+    const sw_service_opts *o;
+    sw_metrics *metrics;
+    sw_http *http;
+    sw_state *st;
+    sw_state_engine *eng;
+    sw_pipeline *pl;
+    sw_amqp_client *amqp;
+    sw_notifier *notifier;
+
+    pthread_mutex_t mu; /* guards parts[].in/open/active/last_enqueued/info_known, fatal */
+    pthread_cond_t cv;
+    size_t queued; /* events in every parts[].in */
+    part parts[MAX_PARTITIONS];
+    size_t n_parts;
+    bool fatal;
+    sw_err fatal_err;
+    atomic_bool connected;
+    atomic_llong heartbeat_us;   /* monotonic time of the last loop pass */
+    int64_t merge_blocked_since; /* monotonic; 0 = the merge is not waiting */
+    int64_t merge_wait_us;
+
+    pthread_t lag_thread, notify_thread;
+    bool lag_started, notify_started;
+    atomic_bool threads_stop;
+    volatile sig_atomic_t notify_stop;
+
+    size_t max_message_size;
+    sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs,
+        *m_mails, *m_owned, *m_stale;
+    sw_state_engine_stats last_stats;
+} svc;
+
+/* ---- AMQP callbacks (client thread) -------------------------------------- */
+
+static int part_index(svc *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_parts; i++) {
+        if (strcmp(s->parts[i].id, id) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void on_event(void *ctx, const sw_amqp_event *ev)
+{
+    svc *s = ctx;
+    int idx = part_index(s, ev->partition);
+    if (idx < 0) {
+        return;
+    }
+    /* Oversized bodies are dead-lettered with a bounded prefix, never dropped silently. */
+    size_t keep = ev->body_len;
+    size_t oversize = 0;
+    if (keep > s->max_message_size) {
+        oversize = keep;
+        keep = 64 * 1024;
+    }
+    ev_node *n = malloc(sizeof *n + keep);
+    if (n == NULL) {
+        pthread_mutex_lock(&s->mu);
+        s->fatal = true;
+        sw_err_set(&s->fatal_err, SW_E_NOMEM, "out of memory queueing an event");
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    n->next = NULL;
+    n->part = idx;
+    snprintf(n->offset, sizeof n->offset, "%s", ev->offset != NULL ? ev->offset : "");
+    n->seq = ev->sequence_number;
+    n->enqueued = ev->enqueued_time;
+    n->len = keep;
+    n->oversize = oversize;
+    if (keep > 0) {
+        memcpy(n->body, ev->body, keep);
+    }
+    pthread_mutex_lock(&s->mu);
+    evq_push(&s->parts[idx].in, n);
+    s->queued++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_partition_open(void *ctx, const char *partition)
+{
+    svc *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    int idx = part_index(s, partition);
+    if (idx >= 0) {
+        s->parts[idx].open = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->connected, true);
+    SW_LOG(SW_LOG_INFO, "partition receiving", SW_LF_STR("partition", partition));
+}
+
+static void on_partition_closed(void *ctx, const char *partition, const sw_err *err)
+{
+    svc *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    int idx = part_index(s, partition);
+    if (idx >= 0) {
+        s->parts[idx].open = false;
+        s->parts[idx].active = false;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (err->code == SW_E_OWNERSHIP_LOST) {
+        SW_LOG_ERR(SW_LOG_WARN, "partition ownership lost; another consumer took it", err,
+                   SW_LF_STR("partition", partition));
+    } else {
+        SW_LOG_ERR(SW_LOG_ERROR, "partition stopped", err, SW_LF_STR("partition", partition));
+    }
+}
+
+static void on_error(void *ctx, const char *partition, const sw_err *err, bool fatal)
+{
+    svc *s = ctx;
+    if (partition == NULL) {
+        atomic_store(&s->connected, false);
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->n_parts; i++) {
+            s->parts[i].open = false;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    SW_LOG_ERR(fatal ? SW_LOG_ERROR : SW_LOG_WARN,
+               fatal ? "event hub client stopped" : "event hub error, retrying", err,
+               SW_LF_STR("partition", partition != NULL ? partition : ""));
+    if (fatal) {
+        pthread_mutex_lock(&s->mu);
+        if (!s->fatal) {
+            s->fatal = true;
+            s->fatal_err = *err;
+        }
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* ---- health ----------------------------------------------------------------- */
+
+static bool healthz(void *ctx, sw_buf *text)
+{
+    svc *s = ctx;
+    int64_t idle = sw_time_mono_us() - atomic_load(&s->heartbeat_us);
+    pthread_mutex_lock(&s->mu);
+    bool fatal = s->fatal;
+    pthread_mutex_unlock(&s->mu);
+    if (fatal) {
+        sw_buf_append_str(text, "fatal error: see the log\n");
+        return false;
+    }
+    if (idle > 60 * SW_US_PER_SEC) {
+        sw_buf_printf(text, "processing loop stalled for %lld s\n",
+                      (long long)(idle / SW_US_PER_SEC));
+        return false;
+    }
+    sw_buf_append_str(text, "ok\n");
+    return true;
+}
+
+static bool readyz(void *ctx, sw_buf *text)
+{
+    svc *s = ctx;
+    if (!atomic_load(&s->connected)) {
+        sw_buf_append_str(text, "not connected to the event hub (see the log for why)\n");
+        return false;
+    }
+    size_t waiting = 0, active = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_parts; i++) {
+        if (s->parts[i].active) {
+            active++;
+            waiting += s->parts[i].open ? 0 : 1;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (waiting > 0) {
+        sw_buf_printf(text, "%zu of %zu partitions not attached yet\n", waiting, active);
+        return false;
+    }
+    sw_buf_printf(text, "ready: %zu partitions receiving\n", active);
+    return true;
+}
+
+/* ---- lag poller (own thread: $management calls block) ------------------------ */
+
+static void sleep_us(int64_t us)
+{
+    struct timespec ts = {(time_t)(us / SW_US_PER_SEC), (long)(us % SW_US_PER_SEC) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void poll_lag_once(svc *s)
+{
+    for (size_t i = 0; i < s->n_parts && !atomic_load(&s->threads_stop); i++) {
+        sw_amqp_partition_info info;
+        sw_err err;
+        if (!sw_amqp_get_partition_info(s->amqp, s->parts[i].id, &info, &err)) {
+            SW_LOG_ERR(SW_LOG_DEBUG, "partition properties unavailable", &err,
+                       SW_LF_STR("partition", s->parts[i].id));
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->parts[i].last_enqueued = info.is_empty ? -1 : info.last_enqueued_sequence_number;
+        s->parts[i].last_enq_time = info.last_enqueued_time;
+        s->parts[i].info_known = true;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static void *lag_main(void *arg)
+{
+    svc *s = arg;
+    int64_t interval = sw_cfg_int(s->cfg, SW_CFG_LAG_POLL_INTERVAL);
+    if (s->o->stop_when_caught_up && interval > 500 * 1000) {
+        interval = 500 * 1000;
+    }
+    while (!atomic_load(&s->threads_stop)) {
+        poll_lag_once(s);
+        for (int64_t slept = 0; slept < interval && !atomic_load(&s->threads_stop);
+             slept += 100 * 1000) {
+            sleep_us(100 * 1000);
+        }
+    }
+    return NULL;
+}
+
+/* ---- notifier thread ---------------------------------------------------------- */
+
+static void *notify_main(void *arg)
+{
+    svc *s = arg;
+    sw_err err;
+    if (!sw_notify_run(s->notifier, &s->notify_stop, &err)) {
+        SW_LOG_ERR(SW_LOG_ERROR, "notifier stopped", &err);
+        pthread_mutex_lock(&s->mu);
+        if (!s->fatal) {
+            s->fatal = true;
+            s->fatal_err = err;
+        }
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+/* ---- set-up ------------------------------------------------------------------- */
+
+/* The StatefulSet ordinal: the digits after the last '-' of the host name. */
+static bool replica_from_hostname(int *out, char *host, size_t size)
+{
+    if (gethostname(host, size) != 0) {
+        return false;
+    }
+    host[size - 1] = '\0';
+    const char *dash = strrchr(host, '-');
+    if (dash == NULL || dash[1] == '\0') {
+        return false;
+    }
+    char *end = NULL;
+    long v = strtol(dash + 1, &end, 10);
+    if (*end != '\0' || v < 0 || v > 1023) {
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+static bool replica_index(const sw_config *cfg, int *out, sw_err *err)
+{
+    int count = (int)sw_cfg_int(cfg, SW_CFG_REPLICA_COUNT);
+    int idx = (int)sw_cfg_int(cfg, SW_CFG_REPLICA_INDEX);
+    if (idx < 0) {
+        char host[256];
+        if (!replica_from_hostname(&idx, host, sizeof host)) {
+            if (count > 1) {
+                return sw_err_set(err, SW_E_CONFIG,
+                                  "replica_index is -1 but the host name '%s' ends in no ordinal "
+                                  "(like scanwatch-2); set replica_index",
+                                  host);
+            }
+            idx = 0;
+        }
+    }
+    if (idx >= count) {
+        return sw_err_set(err, SW_E_CONFIG, "replica_index %d is not below replica_count %d", idx,
+                          count);
+    }
+    *out = idx;
+    return true;
+}
+
+/* Partition ids are "0".."n-1" on Event Hubs; others are placed by list order. */
+static long partition_number(const char *id, size_t list_pos)
+{
+    char *end = NULL;
+    long v = strtol(id, &end, 10);
+    return end != id && *end == '\0' && v >= 0 ? v : (long)list_pos;
+}
+
+static bool choose_partitions(svc *s, sw_err *err)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    if (!sw_amqp_get_partition_ids(s->amqp, &ids, &n, err)) {
+        sw_err_prefix(err, "discovering partitions");
+        return false;
+    }
+    int idx = 0;
+    int count = (int)sw_cfg_int(s->cfg, SW_CFG_REPLICA_COUNT);
+    bool ok = replica_index(s->cfg, &idx, err);
+    for (size_t i = 0; ok && i < n; i++) {
+        bool mine = s->o->only_partition != NULL ? strcmp(ids[i], s->o->only_partition) == 0
+                                                 : partition_number(ids[i], i) % count == idx;
+        if (!mine) {
+            continue;
+        }
+        if (s->n_parts == MAX_PARTITIONS) {
+            ok = sw_err_set(err, SW_E_UNSUPPORTED, "more than %d partitions", MAX_PARTITIONS);
+            break;
+        }
+        part *p = &s->parts[s->n_parts++];
+        memset(p, 0, sizeof *p);
+        snprintf(p->id, sizeof p->id, "%s", ids[i]);
+        p->processed_seq = -1;
+        p->settled_seq = -1;
+        p->target_seq = -1;
+        p->last_enqueued = -1;
+    }
+    if (ok && s->o->only_partition != NULL && s->n_parts == 0) {
+        ok = sw_err_set(err, SW_E_NOT_FOUND, "the hub has no partition '%s'",
+                        s->o->only_partition);
+    }
+    if (ok) {
+        SW_LOG(SW_LOG_INFO, "partitions assigned", SW_LF_UINT("hub_partitions", n),
+               SW_LF_UINT("owned", s->n_parts), SW_LF_INT("replica_index", idx),
+               SW_LF_INT("replica_count", count));
+    }
+    sw_amqp_free_partition_ids(ids, n);
+    return ok;
+}
+
+static bool start_position(svc *s, part *p, sw_amqp_position *pos, sw_err *err)
+{
+    if (s->o->start_after_offset != NULL) {
+        return sw_amqp_position_after(pos, s->o->start_after_offset, -1, err);
+    }
+    if (s->o->start_override != NULL) {
+        return sw_amqp_position_parse(s->o->start_override, pos, err);
+    }
+    sw_state_checkpoint cp;
+    bool found = false;
+    if (!sw_state_checkpoint_get(s->st, p->id, &cp, &found, err)) {
+        return false;
+    }
+    if (found) {
+        p->processed_seq = cp.sequence;
+        p->settled_seq = cp.sequence;
+        return sw_amqp_position_after(pos, cp.offset, cp.sequence, err);
+    }
+    return sw_amqp_position_parse(sw_cfg_str(s->cfg, SW_CFG_START_POSITION), pos, err);
+}
+
+static void define_metrics(svc *s)
+{
+    static const double lat_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                        1,     2.5,  5,     10,   30,  60,  300};
+    s->m_lag = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partition_lag_events",
+                                 "Events enqueued on the partition and not yet checkpointed.",
+                                 NULL, 0);
+    s->m_outbox = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_outbox_depth",
+                                    "Diff records waiting in the outbox.", NULL, 0);
+    s->m_latency = sw_metrics_define(
+        s->metrics, SW_METRIC_HISTOGRAM, "scanwatch_processing_latency_seconds",
+        "Time from an event's enqueue on the hub to its processing.", lat_bounds,
+        (int)(sizeof lat_bounds / sizeof lat_bounds[0]));
+    s->m_windows = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
+                                     "scanwatch_windows_closed_total",
+                                     "Rescan windows applied to image state.", NULL, 0);
+    s->m_new = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_new_findings_total",
+                                 "New findings in diff records.", NULL, 0);
+    s->m_resolved = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
+                                      "scanwatch_resolved_findings_total",
+                                      "Resolved findings in diff records.", NULL, 0);
+    s->m_diffs = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_diff_records_total",
+                                   "Diff records written to the outbox.", NULL, 0);
+    s->m_stale = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
+                                   "scanwatch_stale_findings_total",
+                                   "Findings older than the image's last scan, ignored.", NULL, 0);
+    s->m_mails = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mails",
+                                   "Mails by state (sent, retried, dead, pending) since start.",
+                                   NULL, 0);
+    s->m_owned = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partitions_owned",
+                                   "Partitions this replica receives.", NULL, 0);
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static bool commit_and_settle(svc *s, sw_err *err)
+{
+    if (!sw_state_engine_commit(s->eng, err)) {
+        return false;
+    }
+    for (size_t i = 0; i < s->n_parts; i++) {
+        part *p = &s->parts[i];
+        if (p->processed_seq > p->settled_seq) {
+            sw_amqp_settle(s->amqp, p->id, p->processed_seq);
+            p->settled_seq = p->processed_seq;
+        }
+    }
+    return true;
+}
+
+static bool process_node(svc *s, ev_node *n, sw_time_us now, sw_err *err)
+{
+    part *p = &s->parts[n->part];
+    if (n->seq <= p->processed_seq) {
+        return true; /* a redelivery of something already in the batch */
+    }
+    sw_state_pos pos = {p->id, n->offset, n->seq, n->enqueued};
+    bool ok = sw_pipeline_event(s->pl, &pos, n->body, n->len, n->oversize, err);
+    if (ok) {
+        p->processed_seq = n->seq;
+        if (n->enqueued != SW_TIME_UNSET && now >= n->enqueued) {
+            sw_metric_observe(s->m_latency, NULL, (double)(now - n->enqueued) / 1e6);
+        }
+    }
+    return ok;
+}
+
+/* Every owned partition read up to what the hub had (rule c, and the end of replay). */
+static bool caught_up(svc *s, bool against_target)
+{
+    bool all = true;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_parts; i++) {
+        part *p = &s->parts[i];
+        if (!p->active) {
+            continue;
+        }
+        int64_t goal = against_target ? p->target_seq : p->last_enqueued;
+        if (!p->info_known || p->processed_seq < goal || p->ready.n > 0) {
+            all = false;
+        }
+    }
+    bool queued = s->queued > 0;
+    pthread_mutex_unlock(&s->mu);
+    return all && !queued;
+}
+
+static void update_metrics(svc *s)
+{
+    sw_state_engine_stats st;
+    sw_state_engine_get_stats(s->eng, &st);
+    sw_metric_add(s->m_windows, NULL, (double)(st.windows_applied - s->last_stats.windows_applied));
+    sw_metric_add(s->m_new, NULL, (double)(st.new_findings - s->last_stats.new_findings));
+    sw_metric_add(s->m_resolved, NULL,
+                  (double)(st.resolved_findings - s->last_stats.resolved_findings));
+    sw_metric_add(s->m_diffs, NULL, (double)(st.diff_records - s->last_stats.diff_records));
+    sw_metric_add(s->m_stale, NULL, (double)(st.stale - s->last_stats.stale));
+    s->last_stats = st;
+    uint64_t depth = 0;
+    sw_err err;
+    if (sw_state_outbox_count(s->st, &depth, &err)) {
+        sw_metric_set(s->m_outbox, NULL, (double)depth);
+    }
+    size_t owned = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_parts; i++) {
+        part *p = &s->parts[i];
+        owned += p->active ? 1 : 0;
+        if (p->info_known) {
+            char labels[96], id[64];
+            sw_metrics_label_escape(p->id, id, sizeof id);
+            snprintf(labels, sizeof labels, "partition=\"%s\"", id);
+            int64_t lag = p->last_enqueued - p->settled_seq;
+            sw_metric_set(s->m_lag, labels, (double)(lag > 0 ? lag : 0));
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    sw_metric_set(s->m_owned, NULL, (double)owned);
+    if (s->notifier != NULL) {
+        sw_notify_stats ns;
+        sw_notify_stats_get(s->notifier, &ns);
+        sw_metric_set(s->m_mails, "state=\"sent\"", (double)ns.mails_sent);
+        sw_metric_set(s->m_mails, "state=\"retried\"", (double)ns.retries);
+        sw_metric_set(s->m_mails, "state=\"dead\"", (double)ns.dead);
+        sw_metric_set(s->m_mails, "state=\"pending\"", (double)ns.pending);
+    }
+}
+
+static void progress(svc *s, int64_t elapsed_us, uint64_t events_then, uint64_t events_now)
+{
+    sw_state_engine_stats st;
+    sw_state_engine_get_stats(s->eng, &st);
+    double rate = elapsed_us > 0 ? (double)(events_now - events_then) * 1e6 / (double)elapsed_us
+                                 : 0;
+    int64_t lag = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_parts; i++) {
+        int64_t l = s->parts[i].last_enqueued - s->parts[i].processed_seq;
+        lag += l > 0 ? l : 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (isatty(STDERR_FILENO)) {
+        fprintf(stderr,
+                "scanwatch: %" PRIu64 " events (%.0f/s), %" PRIu64 " windows applied, %" PRIu64
+                " open, %" PRIu64 " diff records (%" PRIu64 " new findings), lag %lld events\n",
+                events_now, rate, st.windows_applied, st.open_windows, st.diff_records,
+                st.new_findings, (long long)lag);
+    } else {
+        SW_LOG(SW_LOG_INFO, "progress", SW_LF_UINT("events", events_now),
+               SW_LF_DBL("events_per_s", rate), SW_LF_UINT("windows_applied", st.windows_applied),
+               SW_LF_UINT("open_windows", st.open_windows),
+               SW_LF_UINT("diff_records", st.diff_records),
+               SW_LF_UINT("new_findings", st.new_findings), SW_LF_INT("lag", lag));
+    }
+}
+
+static bool outbox_empty(svc *s)
+{
+    if (s->notifier == NULL) {
+        return true;
+    }
+    sw_notify_stats ns;
+    sw_notify_stats_get(s->notifier, &ns);
+    uint64_t depth = 0;
+    sw_err err;
+    return sw_state_outbox_count(s->st, &depth, &err) && depth == 0 && ns.pending == 0;
+}
+
+/*
+ * Moves what the client thread queued to the partitions' ready queues (waiting
+ * up to 50 ms for something to arrive) and snapshots which partitions still
+ * have events on the hub that are not here yet. false: a fatal error.
+ */
+static bool take_events(svc *s, sw_err *err)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->queued == 0 && !s->fatal) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    for (size_t i = 0; i < s->n_parts; i++) {
+        part *p = &s->parts[i];
+        evq_move(&p->ready, &p->in);
+        p->more_expected = p->active && (!p->info_known || p->processed_seq < p->last_enqueued);
+    }
+    s->queued = 0;
+    bool fatal = s->fatal;
+    if (fatal) {
+        *err = s->fatal_err;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return !fatal;
+}
+
+/* Enqueued-time order; within one millisecond, the k-th event of each
+ * partition before the (k+1)-th, which is how round-robin publishing spreads
+ * a burst (ties between partitions go to the lower index). */
+static bool earlier(const ev_node *a, const ev_node *b)
+{
+    if (a->enqueued != b->enqueued) {
+        return a->enqueued < b->enqueued;
+    }
+    return a->seq < b->seq;
+}
+
+/*
+ * Processes ready events in enqueued-time order across partitions. Defender
+ * sets no partition key, so one scan's records are spread over every
+ * partition; when catching up on a backlog, reading partitions one after the
+ * other would interleave scans that were a day apart. So the next event is
+ * the oldest head of all partitions, and the merge waits (at most
+ * partition_merge_wait) while a partition whose queue is empty still has
+ * events on the hub. force: process everything now (shutdown).
+ */
+static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_commit,
+                          size_t batch, sw_err *err)
+{
+    sw_time_us now = sw_time_now();
+    for (;;) {
+        int best = -1;
+        bool blocked = false;
+        for (size_t i = 0; i < s->n_parts; i++) {
+            part *p = &s->parts[i];
+            if (p->ready.n == 0) {
+                blocked = blocked || p->more_expected;
+            } else if (best < 0 || earlier(p->ready.head, s->parts[best].ready.head)) {
+                best = (int)i;
+            }
+        }
+        if (best < 0) {
+            s->merge_blocked_since = 0;
+            return true;
+        }
+        if (blocked && !force) {
+            int64_t mono = sw_time_mono_us();
+            if (s->merge_blocked_since == 0) {
+                s->merge_blocked_since = mono;
+            }
+            if (mono - s->merge_blocked_since < s->merge_wait_us) {
+                return true; /* wait for the lagging partition's events */
+            }
+        } else {
+            s->merge_blocked_since = 0;
+        }
+        ev_node *n = evq_pop(&s->parts[best].ready);
+        bool ok = process_node(s, n, now, err);
+        free(n);
+        (*events)++;
+        if (ok && sw_state_engine_pending_events(s->eng) >= batch) {
+            ok = commit_and_settle(s, err);
+            *last_commit = sw_time_mono_us();
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+}
+
+static bool run_loop(svc *s, sw_err *err)
+{
+    int64_t commit_interval = sw_cfg_int(s->cfg, SW_CFG_COMMIT_INTERVAL);
+    int64_t progress_interval = sw_cfg_int(s->cfg, SW_CFG_PROGRESS_INTERVAL);
+    size_t batch = (size_t)sw_cfg_int(s->cfg, SW_CFG_STATE_BATCH_EVENTS);
+    int64_t now_mono = sw_time_mono_us();
+    int64_t last_commit = now_mono, last_tick = now_mono, last_progress = now_mono;
+    int64_t last_sweep = now_mono;
+    uint64_t events = 0, events_at_progress = 0;
+    bool targets_set = !s->o->stop_when_caught_up;
+
+    while (!stop_requested) {
+        atomic_store(&s->heartbeat_us, sw_time_mono_us());
+        if (!take_events(s, err) || !process_ready(s, false, &events, &last_commit, batch, err)) {
+            return false;
+        }
+        now_mono = sw_time_mono_us();
+        if (sw_state_engine_pending_events(s->eng) > 0 && now_mono - last_commit >= commit_interval) {
+            if (!commit_and_settle(s, err)) {
+                return false;
+            }
+            last_commit = now_mono;
+        }
+        if (now_mono - last_tick >= TICK_US ||
+            (s->o->stop_when_caught_up && now_mono - last_tick >= TICK_US / 5)) {
+            last_tick = now_mono;
+            if (!targets_set) {
+                /* The goal of a bounded run: what the hub held when we began. */
+                pthread_mutex_lock(&s->mu);
+                bool known = true;
+                for (size_t i = 0; i < s->n_parts; i++) {
+                    known = known && s->parts[i].info_known;
+                }
+                if (known) {
+                    for (size_t i = 0; i < s->n_parts; i++) {
+                        s->parts[i].target_seq = s->parts[i].last_enqueued;
+                    }
+                    targets_set = true;
+                }
+                pthread_mutex_unlock(&s->mu);
+            }
+            bool up = caught_up(s, false);
+            if (!sw_state_engine_tick(s->eng, sw_time_now(), SW_TIME_UNSET, up, err) ||
+                !commit_and_settle(s, err)) {
+                return false;
+            }
+            last_commit = now_mono;
+            update_metrics(s);
+            if (s->o->stop_when_caught_up && targets_set && caught_up(s, true)) {
+                sw_state_engine_stats st;
+                sw_state_engine_get_stats(s->eng, &st);
+                if (st.open_windows == 0 && (!s->o->drain_outbox || outbox_empty(s))) {
+                    SW_LOG(SW_LOG_INFO, "caught up; stopping", SW_LF_UINT("events", events));
+                    return true;
+                }
+            }
+        }
+        if (progress_interval > 0 && now_mono - last_progress >= progress_interval) {
+            progress(s, now_mono - last_progress, events_at_progress, events);
+            events_at_progress = events;
+            last_progress = now_mono;
+        }
+        if (now_mono - last_sweep >= 3600 * SW_US_PER_SEC) {
+            uint64_t dropped = 0;
+            if (!sw_state_engine_sweep(s->eng, sw_time_now(), sw_cfg_int(s->cfg, SW_CFG_IMAGE_TTL),
+                                       &dropped, err)) {
+                return false;
+            }
+            last_sweep = now_mono;
+        }
+    }
+    return true;
+}
+
+/* Graceful stop: receiving ends first, then what was received is made durable. */
+static bool shutdown_service(svc *s, bool loop_ok, sw_err *err)
+{
+    int64_t deadline = sw_time_mono_us() + sw_cfg_int(s->cfg, SW_CFG_SHUTDOWN_TIMEOUT);
+    /* The lag poller uses the client: it stops first. */
+    atomic_store(&s->threads_stop, true);
+    if (s->lag_started) {
+        pthread_join(s->lag_thread, NULL);
+        s->lag_started = false;
+    }
+    sw_amqp_client_free(s->amqp);
+    s->amqp = NULL;
+    bool ok = loop_ok;
+    if (ok) {
+        uint64_t events = 0;
+        int64_t last_commit = 0;
+        size_t batch = (size_t)sw_cfg_int(s->cfg, SW_CFG_STATE_BATCH_EVENTS);
+        ok = take_events(s, err) && process_ready(s, true, &events, &last_commit, batch, err);
+        /* Windows that are due close now; the others stay durable and open. */
+        ok = ok && sw_state_engine_tick(s->eng, sw_time_now(), SW_TIME_UNSET, false, err) &&
+             sw_state_engine_commit(s->eng, err);
+    }
+    if (s->notifier != NULL && s->notify_started) {
+        /* Give queued mails until the deadline; whatever is left stays in the outbox. */
+        if (s->o->drain_outbox && ok) {
+            while (!outbox_empty(s) && sw_time_mono_us() < deadline) {
+                sleep_us(50 * 1000);
+            }
+        }
+        s->notify_stop = 1;
+        pthread_join(s->notify_thread, NULL);
+    }
+    for (size_t i = 0; i < s->n_parts; i++) {
+        evq_free(&s->parts[i].in);
+        evq_free(&s->parts[i].ready);
+    }
+    return ok;
+}
+
+bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_summary *summary,
+                    sw_err *err)
+{
+    svc *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return sw_err_set(err, SW_E_NOMEM, "out of memory");
+    }
+    stop_requested = 0;
+    s->cfg = cfg;
+    s->o = o;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    atomic_store(&s->heartbeat_us, sw_time_mono_us());
+    s->max_message_size = (size_t)sw_cfg_int(cfg, SW_CFG_MAX_MESSAGE_SIZE);
+    s->merge_wait_us = sw_cfg_int(cfg, SW_CFG_PARTITION_MERGE_WAIT);
+    s->metrics = sw_metrics_new();
+    bool ok = s->metrics != NULL;
+    if (!ok) {
+        sw_err_set(err, SW_E_NOMEM, "out of memory");
+    }
+    if (ok) {
+        define_metrics(s);
+    }
+
+    sw_state_opts so;
+    sw_state_opts_from_config(&so, cfg);
+    sw_state_engine_opts eo;
+    sw_state_engine_opts_from_config(&eo, cfg);
+    if (o->baseline_until_override != SW_TIME_UNSET) {
+        eo.baseline_until = o->baseline_until_override;
+    }
+    ok = ok && (s->st = sw_state_open(&so, err)) != NULL;
+    ok = ok && (s->eng = sw_state_engine_new(s->st, &eo, err)) != NULL;
+    ok = ok && (s->pl = sw_pipeline_new(cfg, s->eng, s->metrics, SW_CLOCK_ENQUEUED, err)) != NULL;
+    if (ok && o->notify) {
+        ok = (s->notifier = sw_notify_new(cfg, s->st, err)) != NULL;
+    }
+    int port = (int)sw_cfg_int(cfg, SW_CFG_METRICS_PORT);
+    if (ok && port >= 0) {
+        s->http = sw_http_start(sw_cfg_str(cfg, SW_CFG_METRICS_BIND), port, s->metrics, healthz,
+                                readyz, s, err);
+        ok = s->http != NULL;
+        if (ok) {
+            SW_LOG(SW_LOG_INFO, "metrics and health endpoint",
+                   SW_LF_STR("bind", sw_cfg_str(cfg, SW_CFG_METRICS_BIND)),
+                   SW_LF_INT("port", sw_http_port(s->http)));
+        }
+    }
+
+    sw_amqp_options ao;
+    sw_amqp_position default_start;
+    ok = ok && sw_amqp_options_from_config(cfg, &ao, &default_start, err);
+    if (ok) {
+        ao.max_message_size = (uint32_t)(s->max_message_size > 1024 * 1024 ? s->max_message_size
+                                                                             : 1024 * 1024 + 4096);
+        ao.cb = (sw_amqp_callbacks){.ctx = s,
+                                    .on_event = on_event,
+                                    .on_partition_open = on_partition_open,
+                                    .on_partition_closed = on_partition_closed,
+                                    .on_error = on_error};
+        ok = (s->amqp = sw_amqp_client_new(&ao, err)) != NULL;
+    }
+    ok = ok && choose_partitions(s, err);
+    for (size_t i = 0; ok && i < s->n_parts; i++) {
+        sw_amqp_position pos;
+        ok = start_position(s, &s->parts[i], &pos, err);
+        if (ok) {
+            pthread_mutex_lock(&s->mu);
+            s->parts[i].active = true;
+            pthread_mutex_unlock(&s->mu);
+            ok = sw_amqp_add_partition(s->amqp, s->parts[i].id, &pos, err);
+        }
+    }
+    if (ok) {
+        ok = pthread_create(&s->lag_thread, NULL, lag_main, s) == 0 ||
+             sw_err_set(err, SW_E_INTERNAL, "cannot start the lag poller thread");
+        s->lag_started = ok;
+    }
+    if (ok && s->notifier != NULL) {
+        ok = pthread_create(&s->notify_thread, NULL, notify_main, s) == 0 ||
+             sw_err_set(err, SW_E_INTERNAL, "cannot start the notifier thread");
+        s->notify_started = ok;
+    }
+    if (ok && o->on_started != NULL) {
+        o->on_started(o->ctx);
+    }
+    bool loop_ok = ok && run_loop(s, err);
+    if (s->eng != NULL) {
+        sw_err serr;
+        bool sok = shutdown_service(s, loop_ok, &serr);
+        if (loop_ok && !sok) {
+            *err = serr;
+        }
+        loop_ok = loop_ok && sok;
+    } else {
+        sw_amqp_client_free(s->amqp);
+    }
+
+    if (summary != NULL) {
+        memset(summary, 0, sizeof *summary);
+        if (s->pl != NULL) {
+            const sw_decode_stats *ds = sw_pipeline_stats(s->pl);
+            summary->events = ds->bodies;
+            summary->findings = ds->findings;
+            summary->bad_events = ds->bad;
+        }
+        if (s->eng != NULL) {
+            sw_state_engine_stats st;
+            sw_state_engine_get_stats(s->eng, &st);
+            summary->windows_applied = st.windows_applied;
+            summary->diff_records = st.diff_records;
+            summary->new_findings = st.new_findings;
+            summary->resolved_findings = st.resolved_findings;
+        }
+        if (s->notifier != NULL) {
+            sw_notify_stats ns;
+            sw_notify_stats_get(s->notifier, &ns);
+            summary->mails_sent = ns.mails_sent;
+            summary->mails_failed = ns.dead;
+        }
+    }
+    sw_notify_free(s->notifier);
+    sw_http_stop(s->http);
+    sw_pipeline_free(s->pl);
+    sw_state_engine_free(s->eng);
+    sw_state_close(s->st);
+    sw_metrics_free(s->metrics);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return loop_ok;
+}
