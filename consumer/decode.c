@@ -339,10 +339,17 @@ const char *sw_decode_bad_name(sw_decode_bad reason)
 
 void sw_decode_opts_default(sw_decode_opts *opts)
 {
+    /* Parse the defaults the way the settings code does, so units stay in one place. */
     const sw_setting_def *defs = sw_setting_defs();
-    opts->max_message_size = (size_t)strtoull(defs[SW_CFG_MAX_MESSAGE_SIZE].def, NULL, 10);
-    opts->max_json_depth = (int)strtol(defs[SW_CFG_MAX_JSON_DEPTH].def, NULL, 10);
-    opts->acr_suffix = defs[SW_CFG_ACR_LOGIN_SUFFIX].def;
+    sw_config *cfg = sw_config_new();
+    if (cfg != NULL) {
+        sw_decode_opts_from_config(opts, cfg);
+        sw_config_free(cfg);
+    } else {
+        opts->max_message_size = 1024 * 1024;
+        opts->max_json_depth = 64;
+    }
+    opts->acr_suffix = defs[SW_CFG_ACR_LOGIN_SUFFIX].def; /* static, outlives cfg */
 }
 
 void sw_decode_opts_from_config(sw_decode_opts *opts, const sw_config *cfg)
