@@ -413,16 +413,30 @@ static bool fail(rec_ctx *c, sw_decode_bad reason, const char *fmt, ...)
     return sw_err_set(c->err, bad_codes[reason], "%s", msg);
 }
 
+/* ASCII case-insensitive equality; keys are ASCII, and libc's strcasecmp pays for locales. */
+static bool key_eq(const char *s, const char *key)
+{
+    for (;; s++, key++) {
+        unsigned char a = (unsigned char)*s, b = (unsigned char)*key;
+        if (a != b) {
+            unsigned char la = a | 0x20;
+            if (la != (b | 0x20) || la < 'a' || la > 'z') {
+                return false;
+            }
+        } else if (a == '\0') {
+            return true;
+        }
+    }
+}
+
 /* Case-insensitive member lookup on cJSON's child list ("$type" is never asked for). */
 static const cJSON *member(const cJSON *obj, const char *key)
 {
     if (obj == NULL || !cJSON_IsObject(obj)) {
         return NULL;
     }
-    const unsigned char k0 = (unsigned char)key[0] | 0x20;
     for (const cJSON *c = obj->child; c != NULL; c = c->next) {
-        const char *s = c->string;
-        if (s != NULL && ((unsigned char)s[0] | 0x20) == k0 && strcasecmp(s, key) == 0) {
+        if (c->string != NULL && key_eq(c->string, key)) {
             return c;
         }
     }
@@ -606,7 +620,7 @@ static bool oom(rec_ctx *c)
 
 static bool ieq(const char *a, const char *b)
 {
-    return a != NULL && b != NULL && strcasecmp(a, b) == 0;
+    return a != NULL && b != NULL && key_eq(a, b);
 }
 
 static bool ends_with_ci(const char *s, const char *suffix)
@@ -941,6 +955,67 @@ static bool decode_links(rec_ctx *c, const shape_def *s, sw_finding *f)
 
 /* ------------------------------------------------------------- records -- */
 
+static size_t utf8_seq(const unsigned char *p, size_t n);
+
+/* The byte offset of the first invalid UTF-8 sequence in s, or -1. */
+static long bad_utf8_at(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    for (;;) {
+        while (p[i] != 0 && p[i] < 0x80) {
+            i++;
+        }
+        if (p[i] == 0) {
+            return -1;
+        }
+        size_t l = utf8_seq(p + i, strnlen((const char *)p + i, 4));
+        if (l == 0) {
+            return (long)i;
+        }
+        i += l;
+    }
+}
+
+/*
+ * What a finding carries goes to RocksDB, mail and logs: it must be valid
+ * UTF-8. Checking only these strings (not the whole body) keeps the cost
+ * off the bytes the decoder never uses.
+ */
+static bool check_text(rec_ctx *c, const sw_finding *f)
+{
+    const struct {
+        const char *name;
+        const char *v;
+    } fields[] = {{"registry", f->registry},
+                  {"repository", f->repository},
+                  {"digest", f->digest},
+                  {"vuln_id", f->vuln_id},
+                  {"package", f->package},
+                  {"version", f->version},
+                  {"fixed_version", f->fixed_version},
+                  {"title", f->title},
+                  {"published", f->published}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        long at = fields[i].v != NULL ? bad_utf8_at(fields[i].v) : -1;
+        if (at >= 0) {
+            return fail(c, SW_DECODE_BAD_BAD_UTF8, "invalid UTF-8 at byte %ld of the %s", at,
+                        fields[i].name);
+        }
+    }
+    for (size_t i = 0; i < f->n_tags; i++) {
+        if (bad_utf8_at(f->tags[i]) >= 0) {
+            return fail(c, SW_DECODE_BAD_BAD_UTF8, "invalid UTF-8 in tag %zu", i);
+        }
+    }
+    for (size_t i = 0; i < f->n_links; i++) {
+        if (bad_utf8_at(f->links[i]) >= 0) {
+            return fail(c, SW_DECODE_BAD_BAD_UTF8, "invalid UTF-8 in link %zu", i);
+        }
+    }
+    return true;
+}
+
 typedef struct envelope {
     const char *action;
     bool snapshot;
@@ -1133,7 +1208,7 @@ static bool decode_finding(rec_ctx *c, const shape_def *s, sw_finding *f)
         }
         f->clean_marker = true;
     }
-    if (!decode_scan_time(c, f) || !decode_details(c, s, f)) {
+    if (!decode_scan_time(c, f) || !decode_details(c, s, f) || !check_text(c, f)) {
         return false;
     }
     if (f->vuln_id != NULL) {
@@ -1210,9 +1285,10 @@ static size_t skip_plain(const unsigned char *p, size_t n, size_t i)
 }
 
 /*
- * One pass before cJSON: nesting depth (cJSON's own limit is a compile-time
- * 1000 and reports "not JSON"), UTF-8 validity (cJSON does not check), NUL and
- * raw control bytes inside strings.
+ * Diagnoses a body cJSON rejected: nesting past the limit (cJSON's own limit
+ * is a compile-time 1000 and says only "not JSON"), invalid UTF-8, NUL bytes,
+ * raw control bytes in strings. Runs only on the failure path: well-formed
+ * bodies get a tree-depth check and UTF-8 checks of the strings they emit.
  */
 static bool prescan(const unsigned char *p, size_t n, int max_depth, sw_decode_bad *bad,
                     sw_err *err)
@@ -1267,6 +1343,21 @@ static bool prescan(const unsigned char *p, size_t n, int max_depth, sw_decode_b
         i++;
     }
     return true;
+}
+
+/* Nesting depth of a parsed container (it counts 1); stops once past max. */
+static int tree_depth(const cJSON *n, int max)
+{
+    int deepest = 0;
+    for (const cJSON *c = n->child; c != NULL && deepest <= max; c = c->next) {
+        if (cJSON_IsArray(c) || cJSON_IsObject(c)) {
+            int d = tree_depth(c, max - 1);
+            if (d > deepest) {
+                deepest = d;
+            }
+        }
+    }
+    return deepest + 1;
 }
 
 static bool is_ws(unsigned char c)
@@ -1352,15 +1443,21 @@ static bool parse_body(sw_decoder *d, const unsigned char *p, size_t len, sw_dec
     if (start == len) {
         return body_fail(res, err, SW_DECODE_BAD_EMPTY, "empty body");
     }
-    if (!prescan(p, len, d->opts.max_json_depth, &res->bad, err)) {
-        return false;
-    }
     const char *end = NULL;
     d->tree = cJSON_ParseWithLengthOpts((const char *)p, len, &end, 0);
     if (d->tree == NULL) {
+        /* Say why: cJSON only knows "not JSON" (its nesting limit is a fixed 1000). */
+        if (!prescan(p, len, d->opts.max_json_depth, &res->bad, err)) {
+            return false;
+        }
         size_t at = end != NULL && end >= (const char *)p ? (size_t)(end - (const char *)p) : 0;
         return body_fail(res, err, SW_DECODE_BAD_NOT_JSON, "not valid JSON (error near byte %zu%s)",
                          at, at >= len ? ", the body ends early" : "");
+    }
+    if ((cJSON_IsArray(d->tree) || cJSON_IsObject(d->tree)) &&
+        tree_depth(d->tree, d->opts.max_json_depth) > d->opts.max_json_depth) {
+        return body_fail(res, err, SW_DECODE_BAD_TOO_DEEP,
+                         "JSON nesting deeper than max_json_depth (%d)", d->opts.max_json_depth);
     }
     size_t at = (size_t)(end - (const char *)p);
     while (at < len && is_ws(p[at])) {
