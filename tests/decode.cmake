@@ -1,5 +1,6 @@
 # Decoder tests (issue 2): samples, hand-made variants, the generator, the
-# `scanwatch decode` CLI, the demo, and the fuzz corpus as a regression test.
+# `scanwatch decode` and `scanwatch demo` CLI (decode_cli), and the fuzz corpus
+# as a regression test.
 add_subdirectory(gen)
 
 sw_add_unit_test(test_decode SOURCES unit/test_decode.c
@@ -47,8 +48,3 @@ add_test(NAME demo_stream_drift
           "-DHOWTO=build/tests/gen/sw-gen ${_demo_args} --out tests/data/demo-stream.ndjson"
           -P ${CMAKE_CURRENT_SOURCE_DIR}/demo_stream_drift.cmake)
 set_tests_properties(demo_stream_drift PROPERTIES LABELS unit)
-
-# The first demo: decodes the bundled stream and summarizes it.
-add_test(NAME demo_summary COMMAND scanwatch demo)
-set_tests_properties(demo_summary PROPERTIES LABELS unit
-  PASS_REGULAR_EXPRESSION "images: 8, scans: 24.*findings: [0-9]+ \\(qualys [1-9][0-9]*, mdvm [1-9][0-9]*, individual [1-9][0-9]*\\)")
