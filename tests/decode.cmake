@@ -1,6 +1,6 @@
 # Decoder tests (issue 2): samples, hand-made variants, the generator, the
-# `scanwatch decode` and `scanwatch demo` CLI (decode_cli), and the fuzz corpus
-# as a regression test.
+# `scanwatch decode` CLI (decode_cli), the demo stream, and the fuzz corpus as
+# a regression test. (The demo itself is the service's now: tests/service.cmake.)
 add_subdirectory(gen)
 
 sw_add_unit_test(test_decode SOURCES unit/test_decode.c

@@ -122,18 +122,4 @@ string(REGEX MATCH "findings: ([0-9]+)" m "${err}")
 check_findings("${out}" ${CMAKE_MATCH_1})
 expect_contains("${err}" "bad: 0 ()" "generated stream has no bad events")
 
-# 7. The first demo: the bundled stream, all three shapes, exit 0; a missing stream: exit 1.
-execute_process(COMMAND ${SCANWATCH} demo OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
-expect_eq("${rc}" "0" "scanwatch demo exited ${rc}: ${err}")
-expect_contains("${out}" "images: 8, scans: 24" "demo summary")
-string(REGEX MATCH "findings: [0-9]+ \\(qualys [1-9][0-9]*, mdvm [1-9][0-9]*, individual [1-9][0-9]*\\)" shapes "${out}")
-if(shapes STREQUAL "")
-  message(FATAL_ERROR "FAILED: demo output lacks findings of all three shapes:\n${out}")
-endif()
-expect_contains("${out}" "(scanned clean)" "demo shows a clean image")
-execute_process(COMMAND ${SCANWATCH} demo ${WORK}/no-stream.ndjson
-  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
-expect_eq("${rc}" "1" "demo with a missing stream exited ${rc}")
-expect_contains("${err}" "cannot open the demo stream" "demo missing stream message")
-
 file(REMOVE_RECURSE ${WORK})
