@@ -20,6 +20,20 @@
 #include <string.h>
 #include <strings.h>
 
+/*
+ * cJSON's type predicates are exported functions; the decoder asks them for
+ * every node it touches, so it tests the type bits inline instead. NULL is
+ * never of any type, as with the cJSON functions.
+ */
+#define J_TYPE(n, t) ((n) != NULL && ((n)->type & 0xFF) == (t))
+#define J_IS_OBJECT(n) J_TYPE(n, cJSON_Object)
+#define J_IS_ARRAY(n) J_TYPE(n, cJSON_Array)
+#define J_IS_STRING(n) (J_TYPE(n, cJSON_String) && (n)->valuestring != NULL)
+#define J_IS_NUMBER(n) J_TYPE(n, cJSON_Number)
+#define J_IS_NULL(n) J_TYPE(n, cJSON_NULL)
+#define J_IS_BOOL(n) ((n) != NULL && ((n)->type & (cJSON_True | cJSON_False)) != 0)
+#define J_IS_TRUE(n) J_TYPE(n, cJSON_True)
+
 /* ---------------------------------------------------------------- arena -- */
 
 #define ARENA_CHUNK 16384
@@ -319,6 +333,15 @@ typedef struct rec_ctx {
     const cJSON *meta;
     sw_decode_bad *bad;
     sw_err *err;
+    /* Intermediate objects already looked up in this record (artifactDetails,
+     * vulnerabilityDetails, ... are on several paths). Keyed by the table's
+     * key pointer: a miss only costs a scan. */
+    struct {
+        const cJSON *parent;
+        const char *key;
+        const cJSON *child;
+    } memo[8];
+    int n_memo;
 } rec_ctx;
 
 static const char *const bad_names[SW_DECODE_BAD_COUNT] = {
@@ -339,10 +362,17 @@ const char *sw_decode_bad_name(sw_decode_bad reason)
 
 void sw_decode_opts_default(sw_decode_opts *opts)
 {
+    /* Parse the defaults the way the settings code does, so units stay in one place. */
     const sw_setting_def *defs = sw_setting_defs();
-    opts->max_message_size = (size_t)strtoull(defs[SW_CFG_MAX_MESSAGE_SIZE].def, NULL, 10);
-    opts->max_json_depth = (int)strtol(defs[SW_CFG_MAX_JSON_DEPTH].def, NULL, 10);
-    opts->acr_suffix = defs[SW_CFG_ACR_LOGIN_SUFFIX].def;
+    sw_config *cfg = sw_config_new();
+    if (cfg != NULL) {
+        sw_decode_opts_from_config(opts, cfg);
+        sw_config_free(cfg);
+    } else {
+        opts->max_message_size = 1024 * 1024;
+        opts->max_json_depth = 64;
+    }
+    opts->acr_suffix = defs[SW_CFG_ACR_LOGIN_SUFFIX].def; /* static, outlives cfg */
 }
 
 void sw_decode_opts_from_config(sw_decode_opts *opts, const sw_config *cfg)
@@ -406,20 +436,51 @@ static bool fail(rec_ctx *c, sw_decode_bad reason, const char *fmt, ...)
     return sw_err_set(c->err, bad_codes[reason], "%s", msg);
 }
 
+/* ASCII case-insensitive equality; keys are ASCII, and libc's strcasecmp pays for locales. */
+static bool key_eq(const char *s, const char *key)
+{
+    for (;; s++, key++) {
+        unsigned char a = (unsigned char)*s, b = (unsigned char)*key;
+        if (a != b) {
+            unsigned char la = a | 0x20;
+            if (la != (b | 0x20) || la < 'a' || la > 'z') {
+                return false;
+            }
+        } else if (a == '\0') {
+            return true;
+        }
+    }
+}
+
 /* Case-insensitive member lookup on cJSON's child list ("$type" is never asked for). */
 static const cJSON *member(const cJSON *obj, const char *key)
 {
-    if (obj == NULL || !cJSON_IsObject(obj)) {
+    if (obj == NULL || !J_IS_OBJECT(obj)) {
         return NULL;
     }
-    const unsigned char k0 = (unsigned char)key[0] | 0x20;
     for (const cJSON *c = obj->child; c != NULL; c = c->next) {
-        const char *s = c->string;
-        if (s != NULL && ((unsigned char)s[0] | 0x20) == k0 && strcasecmp(s, key) == 0) {
+        if (c->string != NULL && key_eq(c->string, key)) {
             return c;
         }
     }
     return NULL;
+}
+
+static const cJSON *memo_member(rec_ctx *c, const cJSON *obj, const char *key)
+{
+    for (int i = 0; i < c->n_memo; i++) {
+        if (c->memo[i].parent == obj && c->memo[i].key == key) {
+            return c->memo[i].child;
+        }
+    }
+    const cJSON *child = member(obj, key);
+    if (c->n_memo < (int)(sizeof c->memo / sizeof c->memo[0])) {
+        c->memo[c->n_memo].parent = obj;
+        c->memo[c->n_memo].key = key;
+        c->memo[c->n_memo].child = child;
+        c->n_memo++;
+    }
+    return child;
 }
 
 static const char *root_prefix(const rec_ctx *c, unsigned char root)
@@ -448,19 +509,19 @@ static void path_text(const rec_ctx *c, const fpath *p, char *buf, size_t size)
 
 static const char *json_type_name(const cJSON *v)
 {
-    if (cJSON_IsString(v)) {
+    if (J_IS_STRING(v)) {
         return "a string";
     }
-    if (cJSON_IsNumber(v)) {
+    if (J_IS_NUMBER(v)) {
         return "a number";
     }
-    if (cJSON_IsBool(v)) {
+    if (J_IS_BOOL(v)) {
         return "a boolean";
     }
-    if (cJSON_IsArray(v)) {
+    if (J_IS_ARRAY(v)) {
         return "an array";
     }
-    if (cJSON_IsObject(v)) {
+    if (J_IS_OBJECT(v)) {
         return "an object";
     }
     return "null";
@@ -494,10 +555,10 @@ static bool lookup(rec_ctx *c, const fpath *p, const cJSON **out)
         return true;
     }
     for (int i = 0; i < PATH_KEYS && p->k[i] != NULL; i++) {
-        if (node == NULL || cJSON_IsNull(node)) {
+        if (node == NULL || J_IS_NULL(node)) {
             return true; /* an absent or null parent: the value is absent */
         }
-        if (!cJSON_IsObject(node)) {
+        if (!J_IS_OBJECT(node)) {
             char where[160];
             fpath parent = *p;
             parent.k[i] = NULL;
@@ -505,9 +566,10 @@ static bool lookup(rec_ctx *c, const fpath *p, const cJSON **out)
             return fail(c, SW_DECODE_BAD_WRONG_TYPE, "%s is %s, expected an object", where,
                         json_type_name(node));
         }
-        node = member(node, p->k[i]);
+        bool last = i + 1 == PATH_KEYS || p->k[i + 1] == NULL;
+        node = last ? member(node, p->k[i]) : memo_member(c, node, p->k[i]);
     }
-    if (node != NULL && !cJSON_IsNull(node)) {
+    if (node != NULL && !J_IS_NULL(node)) {
         *out = node;
     }
     return true;
@@ -536,7 +598,7 @@ static bool get_str(rec_ctx *c, const fpath *alts, const char **out, const fpath
         if (v == NULL) {
             continue;
         }
-        if (!cJSON_IsString(v)) {
+        if (!J_IS_STRING(v)) {
             return wrong_type(c, &alts[i], v, "a string");
         }
         if (v->valuestring[0] != '\0') {
@@ -561,7 +623,7 @@ static bool get_num(rec_ctx *c, const fpath *alts, bool *has, double *out)
         if (v == NULL) {
             continue;
         }
-        if (!cJSON_IsNumber(v)) {
+        if (!J_IS_NUMBER(v)) {
             return wrong_type(c, &alts[i], v, "a number");
         }
         *has = true;
@@ -582,11 +644,11 @@ static bool get_bool(rec_ctx *c, const fpath *alts, bool *has, bool *out)
         if (v == NULL) {
             continue;
         }
-        if (!cJSON_IsBool(v)) {
+        if (!J_IS_BOOL(v)) {
             return wrong_type(c, &alts[i], v, "a boolean");
         }
         *has = true;
-        *out = cJSON_IsTrue(v);
+        *out = J_IS_TRUE(v);
         return true;
     }
     return true;
@@ -599,7 +661,7 @@ static bool oom(rec_ctx *c)
 
 static bool ieq(const char *a, const char *b)
 {
-    return a != NULL && b != NULL && strcasecmp(a, b) == 0;
+    return a != NULL && b != NULL && key_eq(a, b);
 }
 
 static bool ends_with_ci(const char *s, const char *suffix)
@@ -856,12 +918,12 @@ static bool decode_tags(rec_ctx *c, const shape_def *s, sw_finding *f)
         if (arr == NULL) {
             continue;
         }
-        if (!cJSON_IsArray(arr)) {
+        if (!J_IS_ARRAY(arr)) {
             return wrong_type(c, &s->tags[i], arr, "an array of strings");
         }
         size_t n = 0;
         for (const cJSON *t = arr->child; t != NULL; t = t->next) {
-            if (!cJSON_IsString(t)) {
+            if (!J_IS_STRING(t)) {
                 return wrong_type(c, &s->tags[i], t, "an array of strings");
             }
             n++;
@@ -896,18 +958,18 @@ static bool decode_links(rec_ctx *c, const shape_def *s, sw_finding *f)
         if (arr == NULL) {
             continue;
         }
-        if (!cJSON_IsArray(arr)) {
+        if (!J_IS_ARRAY(arr)) {
             return wrong_type(c, &s->link_lists[i], arr, "an array of {title, link} objects");
         }
         for (const cJSON *e = arr->child; e != NULL; e = e->next) {
-            if (!cJSON_IsObject(e)) {
+            if (!J_IS_OBJECT(e)) {
                 return wrong_type(c, &s->link_lists[i], e, "an array of {title, link} objects");
             }
             const cJSON *l = member(e, "link");
-            if (l == NULL || cJSON_IsNull(l)) {
+            if (l == NULL || J_IS_NULL(l)) {
                 continue;
             }
-            if (!cJSON_IsString(l)) {
+            if (!J_IS_STRING(l)) {
                 return wrong_type(c, &s->link_lists[i], l, "an array of {title, link} objects");
             }
             bool dup = l->valuestring[0] == '\0';
@@ -934,6 +996,75 @@ static bool decode_links(rec_ctx *c, const shape_def *s, sw_finding *f)
 
 /* ------------------------------------------------------------- records -- */
 
+static size_t utf8_seq(const unsigned char *p, size_t n);
+
+/* The byte offset of the first invalid UTF-8 sequence in s, or -1. */
+static long bad_utf8_at(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), i = 0;
+    for (;;) {
+        while (i + 8 <= n) { /* ASCII eight bytes at a time */
+            uint64_t w;
+            memcpy(&w, p + i, sizeof w);
+            if ((w & 0x8080808080808080ULL) != 0) {
+                break;
+            }
+            i += 8;
+        }
+        while (i < n && p[i] < 0x80) {
+            i++;
+        }
+        if (i >= n) {
+            return -1;
+        }
+        size_t l = utf8_seq(p + i, n - i);
+        if (l == 0) {
+            return (long)i;
+        }
+        i += l;
+    }
+}
+
+/*
+ * What a finding carries goes to RocksDB, mail and logs: it must be valid
+ * UTF-8. Checking only these strings (not the whole body) keeps the cost
+ * off the bytes the decoder never uses.
+ */
+static bool check_text(rec_ctx *c, const sw_finding *f)
+{
+    const struct {
+        const char *name;
+        const char *v;
+    } fields[] = {{"registry", f->registry},
+                  {"repository", f->repository},
+                  {"digest", f->digest},
+                  {"vuln_id", f->vuln_id},
+                  {"package", f->package},
+                  {"version", f->version},
+                  {"fixed_version", f->fixed_version},
+                  {"title", f->title},
+                  {"published", f->published}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        long at = fields[i].v != NULL ? bad_utf8_at(fields[i].v) : -1;
+        if (at >= 0) {
+            return fail(c, SW_DECODE_BAD_BAD_UTF8, "invalid UTF-8 at byte %ld of the %s", at,
+                        fields[i].name);
+        }
+    }
+    for (size_t i = 0; i < f->n_tags; i++) {
+        if (bad_utf8_at(f->tags[i]) >= 0) {
+            return fail(c, SW_DECODE_BAD_BAD_UTF8, "invalid UTF-8 in tag %zu", i);
+        }
+    }
+    for (size_t i = 0; i < f->n_links; i++) {
+        if (bad_utf8_at(f->links[i]) >= 0) {
+            return fail(c, SW_DECODE_BAD_BAD_UTF8, "invalid UTF-8 in link %zu", i);
+        }
+    }
+    return true;
+}
+
 typedef struct envelope {
     const char *action;
     bool snapshot;
@@ -945,17 +1076,17 @@ static bool decode_envelope(rec_ctx *c, envelope *env)
     env->snapshot = false;
     for (size_t i = 0; i < sizeof envelope_keys / sizeof envelope_keys[0]; i++) {
         const cJSON *e = member(c->rec, envelope_keys[i]);
-        if (e == NULL || cJSON_IsNull(e)) {
+        if (e == NULL || J_IS_NULL(e)) {
             continue;
         }
-        if (!cJSON_IsObject(e)) {
+        if (!J_IS_OBJECT(e)) {
             return fail(c, SW_DECODE_BAD_WRONG_TYPE, "%s is %s, expected an object",
                         envelope_keys[i], json_type_name(e));
         }
         const cJSON *a = member(e, "action");
         const cJSON *snap = member(e, "isSnapshot");
-        if (a != NULL && !cJSON_IsNull(a)) {
-            if (!cJSON_IsString(a)) {
+        if (a != NULL && !J_IS_NULL(a)) {
+            if (!J_IS_STRING(a)) {
                 return fail(c, SW_DECODE_BAD_WRONG_TYPE, "%s.action is %s, expected a string",
                             envelope_keys[i], json_type_name(a));
             }
@@ -963,12 +1094,12 @@ static bool decode_envelope(rec_ctx *c, envelope *env)
                 env->action = a->valuestring;
             }
         }
-        if (snap != NULL && !cJSON_IsNull(snap)) {
-            if (!cJSON_IsBool(snap)) {
+        if (snap != NULL && !J_IS_NULL(snap)) {
+            if (!J_IS_BOOL(snap)) {
                 return fail(c, SW_DECODE_BAD_WRONG_TYPE, "%s.isSnapshot is %s, expected a boolean",
                             envelope_keys[i], json_type_name(snap));
             }
-            env->snapshot = env->snapshot || cJSON_IsTrue(snap);
+            env->snapshot = env->snapshot || J_IS_TRUE(snap);
         }
     }
     return true;
@@ -978,10 +1109,10 @@ static bool decode_envelope(rec_ctx *c, envelope *env)
 static bool bind_roots(rec_ctx *c)
 {
     const cJSON *p = member(c->rec, "properties");
-    if (p != NULL && cJSON_IsNull(p)) {
+    if (p != NULL && J_IS_NULL(p)) {
         p = NULL;
     }
-    if (p != NULL && !cJSON_IsObject(p)) {
+    if (p != NULL && !J_IS_OBJECT(p)) {
         return fail(c, SW_DECODE_BAD_WRONG_TYPE, "properties is %s, expected an object",
                     json_type_name(p));
     }
@@ -989,17 +1120,17 @@ static bool bind_roots(rec_ctx *c)
     c->props = p != NULL ? p : c->rec;
     c->addl = member(c->props, "additionalData");
     c->meta = member(c->props, "metadata");
-    if (c->addl != NULL && cJSON_IsNull(c->addl)) {
+    if (c->addl != NULL && J_IS_NULL(c->addl)) {
         c->addl = NULL;
     }
-    if (c->meta != NULL && cJSON_IsNull(c->meta)) {
+    if (c->meta != NULL && J_IS_NULL(c->meta)) {
         c->meta = NULL;
     }
-    if (c->addl != NULL && !cJSON_IsObject(c->addl)) {
+    if (c->addl != NULL && !J_IS_OBJECT(c->addl)) {
         return fail(c, SW_DECODE_BAD_WRONG_TYPE, "%sadditionalData is %s, expected an object",
                     p != NULL ? "properties." : "", json_type_name(c->addl));
     }
-    if (c->meta != NULL && !cJSON_IsObject(c->meta)) {
+    if (c->meta != NULL && !J_IS_OBJECT(c->meta)) {
         return fail(c, SW_DECODE_BAD_WRONG_TYPE, "%smetadata is %s, expected an object",
                     p != NULL ? "properties." : "", json_type_name(c->meta));
     }
@@ -1018,14 +1149,14 @@ static bool decode_vuln_id(rec_ctx *c, const shape_def *s, const char **out)
         if (v == NULL) {
             continue;
         }
-        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e15 &&
+        if (J_IS_NUMBER(v) && v->valuedouble >= 0 && v->valuedouble < 1e15 &&
             floor(v->valuedouble) == v->valuedouble) {
             char num[32];
             int n = snprintf(num, sizeof num, "%.0f", v->valuedouble);
             *out = arena_strndup(&c->d->mem, num, (size_t)n);
             return *out != NULL || oom(c);
         }
-        if (!cJSON_IsString(v)) {
+        if (!J_IS_STRING(v)) {
             return wrong_type(c, &s->vuln_id[i], v, "a string");
         }
         if (v->valuestring[0] != '\0') {
@@ -1126,7 +1257,7 @@ static bool decode_finding(rec_ctx *c, const shape_def *s, sw_finding *f)
         }
         f->clean_marker = true;
     }
-    if (!decode_scan_time(c, f) || !decode_details(c, s, f)) {
+    if (!decode_scan_time(c, f) || !decode_details(c, s, f) || !check_text(c, f)) {
         return false;
     }
     if (f->vuln_id != NULL) {
@@ -1203,9 +1334,10 @@ static size_t skip_plain(const unsigned char *p, size_t n, size_t i)
 }
 
 /*
- * One pass before cJSON: nesting depth (cJSON's own limit is a compile-time
- * 1000 and reports "not JSON"), UTF-8 validity (cJSON does not check), NUL and
- * raw control bytes inside strings.
+ * Diagnoses a body cJSON rejected: nesting past the limit (cJSON's own limit
+ * is a compile-time 1000 and says only "not JSON"), invalid UTF-8, NUL bytes,
+ * raw control bytes in strings. Runs only on the failure path: well-formed
+ * bodies get a tree-depth check and UTF-8 checks of the strings they emit.
  */
 static bool prescan(const unsigned char *p, size_t n, int max_depth, sw_decode_bad *bad,
                     sw_err *err)
@@ -1262,6 +1394,21 @@ static bool prescan(const unsigned char *p, size_t n, int max_depth, sw_decode_b
     return true;
 }
 
+/* Nesting depth of a parsed container (it counts 1); stops once past max. */
+static int tree_depth(const cJSON *n, int max)
+{
+    int deepest = 0;
+    for (const cJSON *c = n->child; c != NULL && deepest <= max; c = c->next) {
+        if (J_IS_ARRAY(c) || J_IS_OBJECT(c)) {
+            int d = tree_depth(c, max - 1);
+            if (d > deepest) {
+                deepest = d;
+            }
+        }
+    }
+    return deepest + 1;
+}
+
 static bool is_ws(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -1298,13 +1445,13 @@ static bool find_records(const cJSON *root, const cJSON **first, size_t *count,
                          sw_decode_result *res, sw_err *err)
 {
     const cJSON *list = NULL;
-    if (cJSON_IsArray(root)) {
+    if (J_IS_ARRAY(root)) {
         list = root;
-    } else if (cJSON_IsObject(root)) {
+    } else if (J_IS_OBJECT(root)) {
         const cJSON *r = member(root, "records");
-        if (r != NULL && cJSON_IsArray(r)) {
+        if (r != NULL && J_IS_ARRAY(r)) {
             list = r;
-        } else if (r != NULL && !cJSON_IsNull(r) && member(root, "type") == NULL) {
+        } else if (r != NULL && !J_IS_NULL(r) && member(root, "type") == NULL) {
             return body_fail(res, err, SW_DECODE_BAD_WRONG_TYPE, "records is %s, expected an array",
                              json_type_name(r));
         } else {
@@ -1319,7 +1466,7 @@ static bool find_records(const cJSON *root, const cJSON **first, size_t *count,
     }
     size_t n = 0;
     for (const cJSON *e = list->child; e != NULL; e = e->next) {
-        if (!cJSON_IsObject(e)) {
+        if (!J_IS_OBJECT(e)) {
             return body_fail(res, err, SW_DECODE_BAD_WRONG_TYPE,
                              "record %zu is %s, expected an object", n, json_type_name(e));
         }
@@ -1345,15 +1492,21 @@ static bool parse_body(sw_decoder *d, const unsigned char *p, size_t len, sw_dec
     if (start == len) {
         return body_fail(res, err, SW_DECODE_BAD_EMPTY, "empty body");
     }
-    if (!prescan(p, len, d->opts.max_json_depth, &res->bad, err)) {
-        return false;
-    }
     const char *end = NULL;
     d->tree = cJSON_ParseWithLengthOpts((const char *)p, len, &end, 0);
     if (d->tree == NULL) {
+        /* Say why: cJSON only knows "not JSON" (its nesting limit is a fixed 1000). */
+        if (!prescan(p, len, d->opts.max_json_depth, &res->bad, err)) {
+            return false;
+        }
         size_t at = end != NULL && end >= (const char *)p ? (size_t)(end - (const char *)p) : 0;
         return body_fail(res, err, SW_DECODE_BAD_NOT_JSON, "not valid JSON (error near byte %zu%s)",
                          at, at >= len ? ", the body ends early" : "");
+    }
+    if ((J_IS_ARRAY(d->tree) || J_IS_OBJECT(d->tree)) &&
+        tree_depth(d->tree, d->opts.max_json_depth) > d->opts.max_json_depth) {
+        return body_fail(res, err, SW_DECODE_BAD_TOO_DEEP,
+                         "JSON nesting deeper than max_json_depth (%d)", d->opts.max_json_depth);
     }
     size_t at = (size_t)(end - (const char *)p);
     while (at < len && is_ws(p[at])) {
@@ -1391,6 +1544,7 @@ bool sw_decode_body(sw_decoder *d, const void *body, size_t len, sw_finding_fn f
         classified cl;
         c.index = i;
         c.rec = rec;
+        c.n_memo = 0;
         if (!bind_roots(&c) || !classify(&c, &cl)) {
             return false;
         }

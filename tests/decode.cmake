@@ -1,5 +1,6 @@
 # Decoder tests (issue 2): samples, hand-made variants, the generator, the
-# `scanwatch decode` CLI, the demo, and the fuzz corpus as a regression test.
+# `scanwatch decode` CLI (decode_cli), the demo stream, and the fuzz corpus as
+# a regression test. (The demo itself is the service's now: tests/service.cmake.)
 add_subdirectory(gen)
 
 sw_add_unit_test(test_decode SOURCES unit/test_decode.c
@@ -14,10 +15,16 @@ add_test(NAME decode_cli
 set_tests_properties(decode_cli PROPERTIES LABELS unit)
 
 # Fuzzing the decoder. With -DSW_FUZZ=ON (and CC=clang): the libFuzzer target
-# fuzz_decode, the decoder compiled into it with coverage instrumentation.
+# fuzz_decode, the decoder compiled into it with coverage instrumentation:
+#   CC=clang cmake -S . -B build-fuzz -DSW_FUZZ=ON && cmake --build build-fuzz --target fuzz_decode
+#   build-fuzz/tests/fuzz_decode -dict=tests/fuzz/decode.dict -max_len=16384 \
+#     -max_total_time=600 NEW_CORPUS_DIR tests/fuzz/corpus/decode
 # Always: fuzz_decode_replay feeds every corpus file through the same target.
 set(SW_DECODE_CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/decode)
 if(SW_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "SW_FUZZ=ON needs clang (libFuzzer): configure with CC=clang")
+  endif()
   add_executable(fuzz_decode fuzz/fuzz_decode.c
     ${PROJECT_SOURCE_DIR}/consumer/decode.c ${PROJECT_SOURCE_DIR}/consumer/finding.c)
   target_include_directories(fuzz_decode PRIVATE ${PROJECT_SOURCE_DIR}/include)

@@ -121,4 +121,5 @@ expect_eq("${rc}" "0" "decode of generated stream exited ${rc}")
 string(REGEX MATCH "findings: ([0-9]+)" m "${err}")
 check_findings("${out}" ${CMAKE_MATCH_1})
 expect_contains("${err}" "bad: 0 ()" "generated stream has no bad events")
+
 file(REMOVE_RECURSE ${WORK})

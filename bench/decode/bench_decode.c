@@ -2,18 +2,23 @@
  * bench_decode: decoder throughput against its floor, side by side in one run.
  *
  * Generates N MDVM bodies (sw_gen, ~3 KB each, mixed camel/Pascal keys), then
- * for each of R rounds times (a) the floor: cJSON_ParseWithLength +
- * cJSON_Delete of every body, and (b) sw_decode_body of every body (pre-scan,
- * parse, shape table, normalized finding, callback). Prints the median of the
- * rounds as findings/s and MB/s, and the cost ratio decode / floor.
+ * for each of R rounds measures (a) the floor: cJSON_ParseWithLength +
+ * cJSON_Delete of every body, and (b) sw_decode_body of every body (parse,
+ * depth check, shape table, normalized finding, UTF-8 check, callback), in
+ * interleaved chunks, as thread CPU time (one core; other load on the machine
+ * does not count). Prints the median of the rounds as findings/s and MB/s, and
+ * the cost ratio decode / floor.
  *
- *   bench_decode [--bodies N] [--rounds R] [--seed S]
+ *   bench_decode [--bodies N] [--rounds R] [--seed S] [--profile decode|floor]
+ *
+ * --profile runs only one side, 20 passes, for perf record.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gen.h"
 #include "scanwatch/decode.h"
@@ -70,10 +75,17 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int64_t floor_pass(const corpus *c)
+/* CPU time of this thread: other processes on a shared machine do not count. */
+static int64_t cpu_us(void)
 {
-    int64_t t0 = sw_time_mono_us();
-    for (size_t i = 0; i < c->n; i++) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void floor_range(const corpus *c, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
         cJSON *j = cJSON_ParseWithLength(c->data + c->off[i], c->off[i + 1] - c->off[i]);
         if (j == NULL) {
             fprintf(stderr, "bench_decode: body %zu is not JSON\n", i);
@@ -81,23 +93,46 @@ static int64_t floor_pass(const corpus *c)
         }
         cJSON_Delete(j);
     }
-    return sw_time_mono_us() - t0;
 }
 
-static int64_t decode_pass(const corpus *c, sw_decoder *d, size_t *findings)
+static void decode_range(const corpus *c, sw_decoder *d, size_t from, size_t to, size_t *findings)
 {
     sw_decode_result res;
     sw_err err;
-    *findings = 0;
-    int64_t t0 = sw_time_mono_us();
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = from; i < to; i++) {
         if (!sw_decode_body(d, c->data + c->off[i], c->off[i + 1] - c->off[i], count_finding,
                             findings, &res, &err)) {
             fprintf(stderr, "bench_decode: body %zu: %s\n", i, err.msg);
             exit(1);
         }
     }
-    return sw_time_mono_us() - t0;
+}
+
+/*
+ * One round over all bodies, in chunks; each chunk runs the floor and the
+ * decoder back to back (alternating which goes first), so that both sides
+ * see the same cache and machine conditions.
+ */
+#define CHUNK 256
+static void round_pass(const corpus *c, sw_decoder *d, int64_t *floor_us, int64_t *dec_us,
+                       size_t *findings)
+{
+    *floor_us = *dec_us = 0;
+    *findings = 0;
+    for (size_t from = 0, k = 0; from < c->n; from += CHUNK, k++) {
+        size_t to = from + CHUNK < c->n ? from + CHUNK : c->n;
+        for (int side = 0; side < 2; side++) {
+            bool dec_side = (side + k) % 2 == 1;
+            int64_t t0 = cpu_us();
+            if (dec_side) {
+                decode_range(c, d, from, to, findings);
+                *dec_us += cpu_us() - t0;
+            } else {
+                floor_range(c, from, to);
+                *floor_us += cpu_us() - t0;
+            }
+        }
+    }
 }
 
 static long arg_long(const char *flag, const char *v, long min, long max)
@@ -115,15 +150,19 @@ static long arg_long(const char *flag, const char *v, long min, long max)
 int main(int argc, char **argv)
 {
     long bodies = 20000, rounds = 5, seed = 1;
+    const char *profile = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--bodies") == 0) {
             bodies = arg_long(argv[i], argv[i + 1], 1, 10000000);
         } else if (strcmp(argv[i], "--rounds") == 0) {
             rounds = arg_long(argv[i], argv[i + 1], 1, 101);
+        } else if (strcmp(argv[i], "--profile") == 0) {
+            profile = argv[i + 1];
         } else if (strcmp(argv[i], "--seed") == 0) {
             seed = arg_long(argv[i], argv[i + 1], 0, 1L << 30);
         } else {
-            fprintf(stderr, "usage: bench_decode [--bodies N] [--rounds R] [--seed S]\n");
+            fprintf(stderr, "usage: bench_decode [--bodies N] [--rounds R] [--seed S] "
+                            "[--profile decode|floor]\n");
             return 2;
         }
     }
@@ -150,17 +189,24 @@ int main(int argc, char **argv)
     }
     int64_t *tf = calloc((size_t)rounds, sizeof *tf), *td = calloc((size_t)rounds, sizeof *td);
     size_t findings = 0;
-    floor_pass(&c); /* warm caches and the allocator */
-    decode_pass(&c, d, &findings);
-    for (long r = 0; r < rounds; r++) {
-        /* Alternate the order so that neither side always runs on a warmer heap. */
-        if (r % 2 == 0) {
-            tf[r] = floor_pass(&c);
-            td[r] = decode_pass(&c, d, &findings);
-        } else {
-            td[r] = decode_pass(&c, d, &findings);
-            tf[r] = floor_pass(&c);
+    if (profile != NULL) {
+        bool dec_side = strcmp(profile, "decode") == 0;
+        int64_t t0 = cpu_us();
+        for (int r = 0; r < 20; r++) {
+            if (dec_side) {
+                decode_range(&c, d, 0, c.n, &findings);
+            } else {
+                floor_range(&c, 0, c.n);
+            }
         }
+        printf("%s: %.0f bodies/s\n", profile,
+               20.0 * (double)c.n / ((double)(cpu_us() - t0) / 1e6));
+        sw_decoder_free(d);
+        return 0;
+    }
+    round_pass(&c, d, &tf[0], &td[0], &findings); /* warm caches and the allocator */
+    for (long r = 0; r < rounds; r++) {
+        round_pass(&c, d, &tf[r], &td[r], &findings);
     }
     qsort(tf, (size_t)rounds, sizeof *tf, cmp_i64);
     qsort(td, (size_t)rounds, sizeof *td, cmp_i64);

@@ -668,7 +668,8 @@ static void test_image_fallbacks(void **state)
                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app@sha256:bb");
     assert_int_equal(farr_len(c.items[0], "tags"), 0);
     cJSON_Delete(j);
-    /* An ARM-style image id: repository and digest after "/repositories/", registry from the ARM part. */
+    /* An ARM-style image id: repository and digest after "/repositories/", registry from the ARM
+     * part. */
     j = base_json();
     remove_at(j, "properties.additionalData", "artifactDetails");
     replace_at(j, "properties.resourceDetails", "id",
@@ -814,6 +815,7 @@ static char *with_description(size_t n, char fill)
 {
     const char *marker = "A flaw in openssl.";
     const char *p = strstr(mdvm_base, marker);
+    assert_non_null(p);
     size_t head = (size_t)(p - mdvm_base), tail = strlen(p + strlen(marker));
     char *s = malloc(head + n + tail + 1);
     assert_non_null(s);
@@ -851,9 +853,20 @@ static void test_utf8(void **state)
         char *s = with_description(4, 'y');
         char *p = strstr(s, "yyyy");
         memcpy(p, bad[i], strlen(bad[i])); /* keeps the length: pads with 'y' */
-        expect_bad_str(s, SW_DECODE_BAD_BAD_UTF8, "invalid UTF-8 at byte");
+        expect_bad_str(s, SW_DECODE_BAD_BAD_UTF8, "invalid UTF-8 at byte 0 of the title");
         free(s);
     }
+    /* Bytes the decoder never uses are not its business; a used tag is. */
+    cJSON *j = base_json();
+    cJSON_AddStringToObject(j, "unused", "\xff\xfe");
+    coll c0 = {0};
+    sw_decode_result r0;
+    sw_err e0;
+    assert_true(decode_json(j, &c0, &r0, &e0));
+    coll_free(&c0);
+    cJSON_AddItemToArray(at(j, "properties.additionalData.artifactDetails.tags"),
+                         cJSON_CreateString("v\xc0\xaf"));
+    expect_json_bad(j, SW_DECODE_BAD_BAD_UTF8, "tag 2");
     /* Valid multi-byte text passes through untouched. */
     char *s = with_description(7, 'z');
     memcpy(strstr(s, "zzzzzzz"), "\xc3\xa9\xf0\x9f\x94\x92z", 7);
@@ -881,7 +894,8 @@ static void test_truncated_and_garbage(void **state)
     expect_bad_str("not json at all", SW_DECODE_BAD_NOT_JSON, "not valid JSON");
     expect_bad_str("{\"a\":1} trailing", SW_DECODE_BAD_NOT_JSON, "after the value");
     expect_bad("{\"a\":\0}", 7, SW_DECODE_BAD_NOT_JSON, "NUL");
-    expect_bad_str("{\"a\":\"tab\there\"}", SW_DECODE_BAD_NOT_JSON, "control byte");
+    /* A body cJSON rejects is diagnosed: bad UTF-8 anywhere, NUL, depth. */
+    expect_bad_str("{\"a\":\"\xff\"", SW_DECODE_BAD_BAD_UTF8, "invalid UTF-8 at byte 6");
     expect_bad("", 0, SW_DECODE_BAD_EMPTY, "empty");
     expect_bad_str(" \r\n\t ", SW_DECODE_BAD_EMPTY, "empty");
 }
