@@ -198,7 +198,15 @@ static void tune_options(sw_state *st, const sw_state_opts *o)
     rocksdb_block_based_options_set_block_cache(st->bbto, st->cache);
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->bbto, 1);
     rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(st->bbto, 1);
-    rocksdb_block_based_options_set_filter_policy(st->bbto, rocksdb_filterpolicy_create_bloom(10));
+    /* Partitioned index and filters: the cache holds small partitions
+     * instead of one multi-megabyte index block per file, so a block cache
+     * of a few MiB does not thrash (and decompress) whole indexes. */
+    rocksdb_block_based_options_set_index_type(
+        st->bbto, rocksdb_block_based_table_index_type_two_level_index_search);
+    rocksdb_block_based_options_set_partition_filters(st->bbto, 1);
+    rocksdb_block_based_options_set_metadata_block_size(st->bbto, 4096);
+    rocksdb_block_based_options_set_filter_policy(st->bbto,
+                                                  rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(st->opts, st->bbto);
     for (int cf = 0; cf < SW_CF_COUNT; cf++) {
         size_t plen = cf_prefix_len((sw_cf)cf);
