@@ -215,6 +215,11 @@ static void tune_options(sw_state *st, const sw_state_opts *o)
             rocksdb_options_set_prefix_extractor(st->cf_opts[cf],
                                                  rocksdb_slicetransform_create_fixed_prefix(plen));
             rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[cf], 0.05);
+            if (cf == SW_CF_WINDOWS) {
+                /* Short-lived records, mostly deleted before they reach a
+                 * compaction: compressing them is wasted work. */
+                rocksdb_options_set_compression(st->cf_opts[cf], rocksdb_no_compression);
+            }
         }
     }
 }
