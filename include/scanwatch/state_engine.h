@@ -149,7 +149,10 @@ bool sw_state_engine_tick(sw_state_engine *e, sw_time_us now, sw_time_us max_eve
 /* Rule (d): closes every open window (end of offline input). */
 bool sw_state_engine_close_all(sw_state_engine *e, sw_err *err);
 /* Writes the batch atomically (synced when sync is on and a checkpoint
- * advanced), then appends its diff records to diff_log. */
+ * advanced), then appends its diff records to diff_log. After a failed
+ * commit (or any failed call) the engine's RAM state is ahead of the store:
+ * free it and create a new engine, which resumes from the last commit, and
+ * replay the events after each partition's checkpoint. */
 bool sw_state_engine_commit(sw_state_engine *e, sw_err *err);
 /* Events marked done since the last commit (for the caller's batch size). */
 size_t sw_state_engine_pending_events(const sw_state_engine *e);
