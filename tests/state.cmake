@@ -13,3 +13,10 @@ add_test(NAME state_crash
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/state_crash.sh $<TARGET_FILE:scanwatch>
           $<TARGET_FILE:sw-gen> ${CMAKE_CURRENT_BINARY_DIR}/state_crash.work 24)
 set_tests_properties(state_crash PROPERTIES LABELS integration TIMEOUT 600)
+
+# `scanwatch process` / `scanwatch state` on the samples and generated streams.
+add_test(NAME state_cli
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/state_cli.sh $<TARGET_FILE:scanwatch> $<TARGET_FILE:sw-gen>
+          $<TARGET_FILE:sw-compact-json> ${PROJECT_SOURCE_DIR}/tests/data/samples
+          ${CMAKE_CURRENT_BINARY_DIR}/state_cli.work)
+set_tests_properties(state_cli PROPERTIES LABELS unit TIMEOUT 300)

@@ -65,6 +65,10 @@ typedef struct sw_state_engine_opts {
      * non-full window (a cut scan must not resolve what it did not see),
      * and the next record opens a new window. 0 = 100000. */
     size_t max_window_records;
+    /* state_window_cache: RAM kept for copies of open windows' durable
+     * records, so applying a window reads nothing back; windows beyond it
+     * are read from RocksDB at apply. 0 = no copies. */
+    size_t window_cache_bytes;
     /* diff_log: NULL or "" = off, "-" = stdout, else a file opened for
      * append. Lines are written after the batch that holds their outbox
      * entries is durable; for a file, lines a crash left unwritten are
@@ -145,7 +149,10 @@ bool sw_state_engine_tick(sw_state_engine *e, sw_time_us now, sw_time_us max_eve
 /* Rule (d): closes every open window (end of offline input). */
 bool sw_state_engine_close_all(sw_state_engine *e, sw_err *err);
 /* Writes the batch atomically (synced when sync is on and a checkpoint
- * advanced), then appends its diff records to diff_log. */
+ * advanced), then appends its diff records to diff_log. After a failed
+ * commit (or any failed call) the engine's RAM state is ahead of the store:
+ * free it and create a new engine, which resumes from the last commit, and
+ * replay the events after each partition's checkpoint. */
 bool sw_state_engine_commit(sw_state_engine *e, sw_err *err);
 /* Events marked done since the last commit (for the caller's batch size). */
 size_t sw_state_engine_pending_events(const sw_state_engine *e);
