@@ -1589,7 +1589,9 @@ bool sw_state_engine_sweep(sw_state_engine *e, sw_time_us now, int64_t ttl_us, u
     s.cutoff = now - ttl_us;
     s.wb = rocksdb_writebatch_create();
     bool ok = sw_state_scan(e->st, SW_CF_IMAGES, NULL, 0, sweep_image_cb, &s, err) && !s.oom;
-    qsort(s.dropped, s.n, sizeof *s.dropped, cmp_str);
+    if (s.n > 1) {
+        qsort(s.dropped, s.n, sizeof *s.dropped, cmp_str);
+    }
     for (size_t i = 0; ok && i < s.n; i++) {
         rocksdb_writebatch_delete_cf(s.wb, e->st->cf[SW_CF_IMAGES], s.dropped[i],
                                      strlen(s.dropped[i]));
