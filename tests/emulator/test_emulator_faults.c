@@ -387,6 +387,9 @@ static void client_close(client *c)
     pn_proactor_free(c->proactor);
 }
 
+/* .NET writes the filter descriptor as a symbol, the JS SDK as a ulong. */
+static bool filter_descriptor_symbol;
+
 /* Attaches a receiver; epoch < 0 means none. */
 static void attach(client *c, rlink *r, const char *addr, const char *filter, int64_t epoch)
 {
@@ -404,7 +407,11 @@ static void attach(client *c, rlink *r, const char *addr, const char *filter, in
         pn_data_put_symbol(f, pn_bytes(33, "apache.org:selector-filter:string"));
         pn_data_put_described(f);
         pn_data_enter(f);
-        pn_data_put_ulong(f, 0x468C00000004ULL);
+        if (filter_descriptor_symbol) {
+            pn_data_put_symbol(f, pn_bytes(33, "apache.org:selector-filter:string"));
+        } else {
+            pn_data_put_ulong(f, 0x468C00000004ULL);
+        }
         pn_data_put_string(f, pn_bytes(strlen(filter), filter));
         pn_data_exit(f);
         pn_data_exit(f);
@@ -589,6 +596,18 @@ static void test_errors(const emulator *e)
         CHECK(run_until(&c, received_n, &one, 5000) && !r.closed && r.received >= 1,
               "address form '%s' works (cond '%s')", forms[i], r.cond);
     }
+    /* The symbol descriptor form positions the receiver the same way. */
+    filter_descriptor_symbol = true;
+    rlink sym;
+    attach(&c, &sym, "f/ConsumerGroups/$Default/Partitions/0",
+           "amqp.annotation.x-opt-sequence-number >= 1", -1);
+    /* Partition 0 holds sequence numbers 0..2 (publish test); '>= 1' yields two. */
+    count_arg three = {&sym, 3};
+    run_until(&c, received_n, &three, 1000);
+    CHECK(sym.received == 2 && !sym.closed && sym.last_seq == 2,
+          "symbol descriptor filter: received %d, last %lld ('%s')", sym.received,
+          (long long)sym.last_seq, sym.cond);
+    filter_descriptor_symbol = false;
     client_close(&c);
 }
 
