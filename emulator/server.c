@@ -764,7 +764,13 @@ static void on_incoming(emu_server *s, emu_conn *ec, emu_link *el, pn_delivery_t
         return;
     }
     pn_link_advance(l);
-    if (el->oversize) {
+    if (el->closing) {
+        /*
+         * The link is detached on our side: the client treats the send as
+         * failed and retries, so storing it would duplicate the events.
+         */
+        pn_delivery_settle(d);
+    } else if (el->oversize) {
         char desc[EMU_DESC_MAX];
         snprintf(desc, sizeof desc,
                  "The received message exceeds the limit of %d bytes for this entity.",
