@@ -22,7 +22,7 @@ try {
   );
   process.exit(1);
 }
-const { EventHubProducerClient, EventHubConsumerClient, earliestEventPosition } = sdk;
+const { EventHubProducerClient, EventHubConsumerClient, earliestEventPosition, latestEventPosition } = sdk;
 // The SDK's own key->partition mapper, to check the emulator routes keys like the service.
 const require = createRequire(import.meta.url);
 const sdkDir = dirname(require.resolve("@azure/event-hubs/package.json"));
@@ -312,6 +312,41 @@ if (part2.length >= 4) {
     "from enqueued time");
 } else {
   check(false, "partition 2 has enough events for position tests", part2.length, ">= 4");
+}
+
+// ---- subscribe from latest: only events sent after the receiver attached ----
+{
+  const got = [];
+  const s = consumer.subscribe(
+    "3",
+    {
+      processEvents: async (events) => {
+        for (const e of events) {
+          got.push(e.body?.id);
+        }
+      },
+      processError: async () => {},
+    },
+    { startPosition: latestEventPosition, maxBatchSize: 10, maxWaitTimeInSeconds: 1 },
+  );
+  await sleep(1000); // attached (the partition already holds older events)
+  await producer.sendBatch([{ body: { id: "latest-1" } }], { partitionId: "3" });
+  await waitFor(() => got.length >= 1, 10000, "latest event");
+  await sleep(300);
+  await s.close();
+  check(JSON.stringify(got) === JSON.stringify(["latest-1"]), "from latest: only new events", got,
+    ["latest-1"]);
+}
+
+// ---- an unknown partition id is an error ----
+{
+  let err;
+  try {
+    await producer.getPartitionProperties("9");
+  } catch (e) {
+    err = e;
+  }
+  check(err !== undefined, "getPartitionProperties of partition 9 of 4 fails", err && err.message);
 }
 
 // ---- ownerLevel: a higher owner level takes the partition ----
