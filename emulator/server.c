@@ -560,56 +560,37 @@ static bool is_node(const char *entity, const char *node)
     return strcmp(last, node) == 0;
 }
 
-static void on_link_remote_open(emu_server *s, emu_conn *ec, pn_link_t *l)
+/*
+ * Checks a hub/partition link: fault-injected refusals, the address, the
+ * token, and for receivers the start position and epoch rules. False when
+ * the link was refused (already detached).
+ */
+static bool admit_entity_link(emu_server *s, emu_conn *ec, pn_link_t *l, emu_link *el,
+                              bool client_receives)
 {
-    bool client_receives = pn_link_is_sender(l);
-    pn_terminus_t *remote = client_receives ? pn_link_remote_source(l) : pn_link_remote_target(l);
-    const char *addr = pn_terminus_get_address(remote);
-    emu_link *el = calloc(1, sizeof *el);
-    if (el == NULL) {
-        link_refuse(l, "amqp:internal-error", "out of memory");
-        return;
+    if (take_refusal(s, l) || !resolve_entity(s, l, el, client_receives)) {
+        return false;
     }
-    el->link = l;
-    el->conn = ec;
-    if (addr == NULL || !emu_entity_path(addr, strlen(addr), el->entity, sizeof el->entity)) {
-        free(el);
-        link_refuse(l, "amqp:not-found", "link address missing or too long");
-        return;
-    }
-    bool node = false;
-    if (is_node(el->entity, "$cbs")) {
-        el->kind = client_receives ? EMU_LINK_CBS_OUT : EMU_LINK_CBS_IN;
-        node = true;
-    } else if (is_node(el->entity, "$management")) {
-        el->kind = client_receives ? EMU_LINK_MGMT_OUT : EMU_LINK_MGMT_IN;
-        node = true;
-    } else {
-        el->kind = client_receives ? EMU_LINK_RECEIVER : EMU_LINK_SENDER;
-        if (take_refusal(s, l) || !resolve_entity(s, l, el, client_receives)) {
-            free(el);
-            return;
-        }
-        if (!s->opt.no_auth) {
-            el->auth_expiry_s = claim_expiry(ec, el->entity);
-            if (el->auth_expiry_s == 0) {
-                link_refuse(l, "amqp:unauthorized-access",
-                            "Unauthorized access. '%s' claim(s) are required to perform this "
-                            "operation. Resource: '%s'. Put a token for it on $cbs first.",
-                            client_receives ? "Listen" : "Send", el->entity);
-                free(el);
-                return;
-            }
-        }
-        if (client_receives) {
-            el->has_epoch = read_epoch(l, &el->epoch);
-            if (!position_receiver(l, el) || !epoch_admit(l, el)) {
-                free(el);
-                return;
-            }
+    if (!s->opt.no_auth) {
+        el->auth_expiry_s = claim_expiry(ec, el->entity);
+        if (el->auth_expiry_s == 0) {
+            link_refuse(l, "amqp:unauthorized-access",
+                        "Unauthorized access. '%s' claim(s) are required to perform this "
+                        "operation. Resource: '%s'. Put a token for it on $cbs first.",
+                        client_receives ? "Listen" : "Send", el->entity);
+            return false;
         }
     }
-    (void)node;
+    if (!client_receives) {
+        return true;
+    }
+    el->has_epoch = read_epoch(l, &el->epoch);
+    return position_receiver(l, el) && epoch_admit(l, el);
+}
+
+/* Answers an attach: echoes the termini, sets the link up for its role, opens. */
+static void open_link(pn_link_t *l, emu_link *el, bool client_receives)
+{
     pn_terminus_copy(pn_link_source(l), pn_link_remote_source(l));
     pn_terminus_copy(pn_link_target(l), pn_link_remote_target(l));
     if (client_receives) {
@@ -632,6 +613,37 @@ static void on_link_remote_open(emu_server *s, emu_conn *ec, pn_link_t *l)
     SW_LOG(SW_LOG_INFO, "link attached", SW_LF_STR("link", pn_link_name(l)),
            SW_LF_STR("entity", el->entity), SW_LF_BOOL("client_receives", client_receives),
            SW_LF_INT("epoch", el->has_epoch ? el->epoch : -1), SW_LF_INT("cursor", el->cursor));
+}
+
+static void on_link_remote_open(emu_server *s, emu_conn *ec, pn_link_t *l)
+{
+    bool client_receives = pn_link_is_sender(l);
+    pn_terminus_t *remote = client_receives ? pn_link_remote_source(l) : pn_link_remote_target(l);
+    const char *addr = pn_terminus_get_address(remote);
+    emu_link *el = calloc(1, sizeof *el);
+    if (el == NULL) {
+        link_refuse(l, "amqp:internal-error", "out of memory");
+        return;
+    }
+    el->link = l;
+    el->conn = ec;
+    if (addr == NULL || !emu_entity_path(addr, strlen(addr), el->entity, sizeof el->entity)) {
+        free(el);
+        link_refuse(l, "amqp:not-found", "link address missing or too long");
+        return;
+    }
+    if (is_node(el->entity, "$cbs")) {
+        el->kind = client_receives ? EMU_LINK_CBS_OUT : EMU_LINK_CBS_IN;
+    } else if (is_node(el->entity, "$management")) {
+        el->kind = client_receives ? EMU_LINK_MGMT_OUT : EMU_LINK_MGMT_IN;
+    } else {
+        el->kind = client_receives ? EMU_LINK_RECEIVER : EMU_LINK_SENDER;
+        if (!admit_entity_link(s, ec, l, el, client_receives)) {
+            free(el);
+            return;
+        }
+    }
+    open_link(l, el, client_receives);
 }
 
 /* ---- delivery to receivers ---- */
