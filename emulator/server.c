@@ -955,10 +955,74 @@ static void on_timeout(emu_server *s)
     pn_proactor_set_timeout(s->proactor, timer_period(s));
 }
 
+static void on_listener_close(emu_server *s, pn_listener_t *listener)
+{
+    pn_condition_t *cond = pn_listener_condition(listener);
+    if (pn_condition_is_set(cond)) {
+        sw_err_set(&s->fail_err, SW_E_IO, "listen on %s:%d failed: %s", s->opt.host, s->opt.port,
+                   pn_condition_get_description(cond));
+        s->failed = true;
+    }
+    s->stop = true;
+}
+
+static void on_connection_init(emu_server *s, pn_connection_t *c, pn_event_t *e)
+{
+    emu_conn *ec = calloc(1, sizeof *ec);
+    if (ec == NULL) {
+        pn_transport_close_tail(pn_event_transport(e));
+        return;
+    }
+    ec->srv = s;
+    ec->conn = c;
+    ec->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = ec;
+    }
+    s->conns = ec;
+    pn_connection_set_context(c, ec);
+    pn_connection_set_container(c, "scanwatch-emulator");
+}
+
+/* The client detached (closed or not): forget the link and answer in kind. */
+static void on_link_remote_end(pn_link_t *l, bool closed)
+{
+    emu_link *el = pn_link_get_context(l);
+    if (el != NULL) {
+        el->closing = true;
+        link_free(el);
+    }
+    if (!(pn_link_state(l) & PN_LOCAL_CLOSED)) {
+        if (closed) {
+            pn_link_close(l);
+        } else {
+            pn_link_detach(l);
+        }
+    }
+}
+
+static void on_delivery(emu_server *s, emu_conn *ec, pn_delivery_t *d)
+{
+    pn_link_t *l = pn_delivery_link(d);
+    emu_link *el = pn_link_get_context(l);
+    if (pn_link_is_sender(l)) {
+        /* The client's outcome for an unsettled delivery: done with it. */
+        if (pn_delivery_updated(d) && pn_delivery_remote_state(d) != 0) {
+            pn_delivery_settle(d);
+        }
+    } else if (el != NULL && ec != NULL) {
+        on_incoming(s, ec, el, d);
+    } else if (!pn_delivery_partial(d)) {
+        pn_link_advance(l);
+        settle_in(d, PN_RELEASED, NULL, NULL);
+    }
+}
+
 static void handle(emu_server *s, pn_event_t *e)
 {
     pn_connection_t *c = pn_event_connection(e);
     emu_conn *ec = c != NULL ? pn_connection_get_context(c) : NULL;
+    emu_link *el = pn_event_link(e) != NULL ? pn_link_get_context(pn_event_link(e)) : NULL;
     switch (pn_event_type(e)) {
     case PN_LISTENER_OPEN:
         on_listener_open(s, pn_event_listener(e));
@@ -966,31 +1030,11 @@ static void handle(emu_server *s, pn_event_t *e)
     case PN_LISTENER_ACCEPT:
         on_accept(s, pn_event_listener(e));
         break;
-    case PN_LISTENER_CLOSE: {
-        pn_condition_t *cond = pn_listener_condition(pn_event_listener(e));
-        if (pn_condition_is_set(cond)) {
-            sw_err_set(&s->fail_err, SW_E_IO, "listen on %s:%d failed: %s", s->opt.host,
-                       s->opt.port, pn_condition_get_description(cond));
-            s->failed = true;
-        }
-        s->stop = true;
+    case PN_LISTENER_CLOSE:
+        on_listener_close(s, pn_event_listener(e));
         break;
-    }
     case PN_CONNECTION_INIT:
-        ec = calloc(1, sizeof *ec);
-        if (ec == NULL) {
-            pn_transport_close_tail(pn_event_transport(e));
-            break;
-        }
-        ec->srv = s;
-        ec->conn = c;
-        ec->next = s->conns;
-        if (s->conns != NULL) {
-            s->conns->prev = ec;
-        }
-        s->conns = ec;
-        pn_connection_set_context(c, ec);
-        pn_connection_set_container(c, "scanwatch-emulator");
+        on_connection_init(s, c, e);
         break;
     case PN_CONNECTION_REMOTE_OPEN:
         pn_connection_open(c);
@@ -1010,41 +1054,17 @@ static void handle(emu_server *s, pn_event_t *e)
         }
         break;
     case PN_LINK_REMOTE_CLOSE:
-    case PN_LINK_REMOTE_DETACH: {
-        pn_link_t *l = pn_event_link(e);
-        emu_link *el = pn_link_get_context(l);
-        if (el != NULL) {
-            el->closing = true;
-            link_free(el);
-        }
-        if (!(pn_link_state(l) & PN_LOCAL_CLOSED)) {
-            pn_link_close(l);
-        }
+    case PN_LINK_REMOTE_DETACH:
+        on_link_remote_end(pn_event_link(e), pn_event_type(e) == PN_LINK_REMOTE_CLOSE);
         break;
-    }
-    case PN_LINK_FLOW: {
-        emu_link *el = pn_link_get_context(pn_event_link(e));
+    case PN_LINK_FLOW:
         if (el != NULL) {
             deliver(s, el);
         }
         break;
-    }
-    case PN_DELIVERY: {
-        pn_delivery_t *d = pn_event_delivery(e);
-        pn_link_t *l = pn_delivery_link(d);
-        emu_link *el = pn_link_get_context(l);
-        if (pn_link_is_sender(l)) {
-            if (pn_delivery_updated(d) && pn_delivery_remote_state(d) != 0) {
-                pn_delivery_settle(d);
-            }
-        } else if (el != NULL && ec != NULL) {
-            on_incoming(s, ec, el, d);
-        } else if (!pn_delivery_partial(d)) {
-            pn_link_advance(l);
-            settle_in(d, PN_RELEASED, NULL, NULL);
-        }
+    case PN_DELIVERY:
+        on_delivery(s, ec, pn_event_delivery(e));
         break;
-    }
     case PN_CONNECTION_WAKE:
         if (ec != NULL) {
             on_wake(s, ec);
