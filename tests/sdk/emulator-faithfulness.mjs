@@ -57,9 +57,12 @@ function check(cond, what, got, want) {
   console.error(`FAIL: ${what}${detail}`);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(pred, ms, what) {
+async function waitFor(pred, ms, what, poll) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
+    if (poll) {
+      await poll();
+    }
     if (pred()) {
       return true;
     }
@@ -315,6 +318,7 @@ if (part2.length >= 4) {
 }
 
 // ---- subscribe from latest: only events sent after the receiver attached ----
+let infoCache = "";
 {
   const got = [];
   const s = consumer.subscribe(
@@ -329,7 +333,11 @@ if (part2.length >= 4) {
     },
     { startPosition: latestEventPosition, maxBatchSize: 10, maxWaitTimeInSeconds: 1 },
   );
-  await sleep(1000); // attached (the partition already holds older events)
+  // Send only once the receiver is attached: the emulator's "info" lists receivers per partition.
+  await waitFor(() => infoCache.includes("p3=") && /p3=[^ ]*\/r[1-9]/.test(infoCache), 10000,
+    "receiver attached to partition 3", async () => {
+      infoCache = await control(`info ${HUB}`);
+    });
   await producer.sendBatch([{ body: { id: "latest-1" } }], { partitionId: "3" });
   await waitFor(() => got.length >= 1, 10000, "latest event");
   await sleep(300);
