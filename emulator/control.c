@@ -212,9 +212,9 @@ static void cmd_close_connections(emu_server *s, const char *args, bool abrupt, 
             ec->drop_requested = true;
         } else {
             ec->close_requested = true;
-            snprintf(ec->close_cond, sizeof ec->close_cond, "%.*s", (int)c.n,
-                     c.n > 0 ? c.p : "amqp:connection:forced");
-            if (c.n == 0) {
+            if (c.n > 0) {
+                snprintf(ec->close_cond, sizeof ec->close_cond, "%.*s", (int)c.n, c.p);
+            } else {
                 snprintf(ec->close_cond, sizeof ec->close_cond, "amqp:connection:forced");
             }
             snprintf(ec->close_desc, sizeof ec->close_desc, "%s",
