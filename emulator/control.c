@@ -5,6 +5,7 @@
  * reader threads only move lines. Syntax: docs/emulator.md.
  */
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -368,10 +369,36 @@ static void *tcp_thread(void *arg)
     return NULL;
 }
 
+/* Keeps the server reachable for the control threads until the process exits. */
+static emu_server *control_server;
+
+static void *signal_thread(void *arg)
+{
+    sigset_t *set = arg;
+    int sig = 0;
+    if (sigwait(set, &sig) == 0) {
+        char reply[64];
+        emu_server_submit(control_server, "quit", reply, sizeof reply);
+    }
+    return NULL;
+}
+
 bool emu_control_start(emu_server *s, const emu_options *opt, int *control_port, sw_err *err)
 {
     pthread_t th;
     *control_port = -1;
+    control_server = s;
+    s->threads_started = true;
+    /* SIGTERM / SIGINT become a "quit" command: the emulator exits cleanly. */
+    static sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
+        pthread_create(&th, NULL, signal_thread, &stop_signals) != 0) {
+        return sw_err_set(err, SW_E_INTERNAL, "cannot start the signal thread");
+    }
+    pthread_detach(th);
     if (opt->control_port >= 0) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {

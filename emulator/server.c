@@ -98,13 +98,21 @@ void emu_server_free(emu_server *s)
     }
     if (s->proactor != NULL) {
         pn_proactor_free(s->proactor);
+        s->proactor = NULL;
     }
     if (s->ssl != NULL) {
         pn_ssl_domain_free(s->ssl);
+        s->ssl = NULL;
     }
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    free(s);
+    /*
+     * A control thread may still be returning from emu_server_submit; the
+     * struct and its mutex then live until exit (control.c keeps a pointer).
+     */
+    if (!s->threads_started) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s);
+    }
 }
 
 /* ---- registry of receivers per partition ---- */
@@ -776,10 +784,11 @@ static void on_incoming(emu_server *s, emu_conn *ec, emu_link *el, pn_delivery_t
         return;
     }
     pn_link_advance(l);
-    if (el->closing) {
+    if (el->closing || ec->drop_requested) {
         /*
-         * The link is detached on our side: the client treats the send as
-         * failed and retries, so storing it would duplicate the events.
+         * The link is detached on our side, or the connection is about to be
+         * dropped (the control command already answered): the client never
+         * sees an outcome and retries, so storing would duplicate the events.
          */
         pn_delivery_settle(d);
     } else if (el->oversize) {
@@ -926,19 +935,40 @@ void emu_server_submit(emu_server *s, const char *line, char *reply, size_t repl
 {
     emu_cmd c = {.line = line, .reply = reply, .reply_size = reply_size};
     pthread_mutex_lock(&s->mu);
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        snprintf(reply, reply_size, "error the emulator is stopping");
+        return;
+    }
     if (s->queue_tail != NULL) {
         s->queue_tail->next = &c;
     } else {
         s->queue_head = &c;
     }
     s->queue_tail = &c;
-    pthread_mutex_unlock(&s->mu);
+    /* Under the lock: emu_server_run's shutdown cannot free the proactor meanwhile. */
     pn_proactor_interrupt(s->proactor);
-    pthread_mutex_lock(&s->mu);
     while (!c.done) {
         pthread_cond_wait(&s->cv, &s->mu);
     }
     pthread_mutex_unlock(&s->mu);
+}
+
+/* After the loop: refuse further commands, answer queued ones, free connection contexts. */
+static void shutdown_server(emu_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->closed = true;
+    for (emu_cmd *c = s->queue_head; c != NULL; c = c->next) {
+        snprintf(c->reply, c->reply_size, "error the emulator is stopping");
+        c->done = true;
+    }
+    s->queue_head = s->queue_tail = NULL;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    while (s->conns != NULL) {
+        conn_free(s, s->conns);
+    }
 }
 
 static pn_millis_t timer_period(const emu_server *s)
@@ -1102,6 +1132,7 @@ bool emu_server_run(emu_server *s, sw_err *err)
         }
         pn_proactor_done(s->proactor, batch);
     }
+    shutdown_server(s);
     if (s->failed) {
         if (err != NULL) {
             *err = s->fail_err;

@@ -132,7 +132,10 @@ static void emulator_stop(emulator *e)
     }
     if (e->pid > 0) {
         kill(e->pid, SIGTERM);
-        waitpid(e->pid, NULL, 0);
+        int status = 0;
+        waitpid(e->pid, &status, 0);
+        /* SIGTERM is a clean stop; under ASan a leak would make this non-zero. */
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "emulator exit status 0x%x", status);
         e->pid = 0;
     }
 }
