@@ -5,6 +5,7 @@
  * reader threads only move lines. Syntax: docs/emulator.md.
  */
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <proton/condition.h>
 #include <proton/transport.h>
 
+#include "lineio.h"
 #include "scanwatch/log.h"
 #include "server_int.h"
 
@@ -211,9 +213,9 @@ static void cmd_close_connections(emu_server *s, const char *args, bool abrupt, 
             ec->drop_requested = true;
         } else {
             ec->close_requested = true;
-            snprintf(ec->close_cond, sizeof ec->close_cond, "%.*s", (int)c.n,
-                     c.n > 0 ? c.p : "amqp:connection:forced");
-            if (c.n == 0) {
+            if (c.n > 0) {
+                snprintf(ec->close_cond, sizeof ec->close_cond, "%.*s", (int)c.n, c.p);
+            } else {
                 snprintf(ec->close_cond, sizeof ec->close_cond, "amqp:connection:forced");
             }
             snprintf(ec->close_desc, sizeof ec->close_desc, "%s",
@@ -301,18 +303,18 @@ typedef struct {
 /* Reads lines from in, answers on out; returns when in ends. */
 static void serve_lines(emu_server *s, FILE *in, FILE *out)
 {
-    char *line = NULL;
-    size_t cap = 0;
+    char *line = malloc(EMU_LINE_MAX + 1);
     char reply[EMU_REPLY_MAX];
+    if (line == NULL) {
+        return;
+    }
     for (;;) {
-        ssize_t n = getline(&line, &cap, in);
-        if (n < 0) {
+        size_t n;
+        emu_line_status st = emu_read_line(in, line, EMU_LINE_MAX + 1, &n);
+        if (st == EMU_LINE_EOF) {
             break;
         }
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
-            line[--n] = '\0';
-        }
-        if (n > EMU_LINE_MAX) {
+        if (st == EMU_LINE_TOO_LONG) {
             snprintf(reply, sizeof reply, "error line longer than %d bytes", EMU_LINE_MAX);
         } else if (n == 0) {
             continue;
@@ -367,10 +369,36 @@ static void *tcp_thread(void *arg)
     return NULL;
 }
 
+/* Keeps the server reachable for the control threads until the process exits. */
+static emu_server *control_server;
+
+static void *signal_thread(void *arg)
+{
+    sigset_t *set = arg;
+    int sig = 0;
+    if (sigwait(set, &sig) == 0) {
+        char reply[64];
+        emu_server_submit(control_server, "quit", reply, sizeof reply);
+    }
+    return NULL;
+}
+
 bool emu_control_start(emu_server *s, const emu_options *opt, int *control_port, sw_err *err)
 {
     pthread_t th;
     *control_port = -1;
+    control_server = s;
+    s->threads_started = true;
+    /* SIGTERM / SIGINT become a "quit" command: the emulator exits cleanly. */
+    static sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
+        pthread_create(&th, NULL, signal_thread, &stop_signals) != 0) {
+        return sw_err_set(err, SW_E_INTERNAL, "cannot start the signal thread");
+    }
+    pthread_detach(th);
     if (opt->control_port >= 0) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {

@@ -22,7 +22,7 @@ try {
   );
   process.exit(1);
 }
-const { EventHubProducerClient, EventHubConsumerClient, earliestEventPosition } = sdk;
+const { EventHubProducerClient, EventHubConsumerClient, earliestEventPosition, latestEventPosition } = sdk;
 // The SDK's own key->partition mapper, to check the emulator routes keys like the service.
 const require = createRequire(import.meta.url);
 const sdkDir = dirname(require.resolve("@azure/event-hubs/package.json"));
@@ -57,9 +57,12 @@ function check(cond, what, got, want) {
   console.error(`FAIL: ${what}${detail}`);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(pred, ms, what) {
+async function waitFor(pred, ms, what, poll) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
+    if (poll) {
+      await poll();
+    }
     if (pred()) {
       return true;
     }
@@ -82,13 +85,13 @@ if (tlsDir) {
   emuArgs.push("--tls-cert", join(tlsDir, "server.pem"), "--tls-key", join(tlsDir, "server.key"));
 }
 const emu = spawn(emulatorPath, emuArgs, { stdio: ["ignore", "pipe", "inherit"] });
-const port = await new Promise((resolve, reject) => {
+const [port, controlPort] = await new Promise((resolve, reject) => {
   let out = "";
   emu.stdout.on("data", (d) => {
     out += d.toString();
-    const m = /ready port=(\d+)/.exec(out);
+    const m = /ready port=(\d+) control-port=(\d+)/.exec(out);
     if (m) {
-      resolve(Number(m[1]));
+      resolve([Number(m[1]), Number(m[2])]);
     }
   });
   emu.on("exit", (code) => reject(new Error(`emulator exited with ${code} before ready`)));
@@ -100,6 +103,24 @@ const stopEmulator = () => {
   } catch {}
 };
 process.on("exit", stopEmulator);
+
+// One command on the emulator's control channel (docs/emulator.md); resolves to its reply.
+async function control(cmd) {
+  const net = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(controlPort, "127.0.0.1", () => sock.write(`${cmd}\n`));
+    let buf = "";
+    sock.on("data", (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) {
+        sock.end();
+        resolve(buf.slice(0, nl));
+      }
+    });
+    sock.on("error", reject);
+  });
+}
 
 const host = "127.0.0.1";
 const slug = tlsDir ? "" : ";UseDevelopmentEmulator=true";
@@ -296,6 +317,46 @@ if (part2.length >= 4) {
   check(false, "partition 2 has enough events for position tests", part2.length, ">= 4");
 }
 
+// ---- subscribe from latest: only events sent after the receiver attached ----
+let infoCache = "";
+{
+  const got = [];
+  const s = consumer.subscribe(
+    "3",
+    {
+      processEvents: async (events) => {
+        for (const e of events) {
+          got.push(e.body?.id);
+        }
+      },
+      processError: async () => {},
+    },
+    { startPosition: latestEventPosition, maxBatchSize: 10, maxWaitTimeInSeconds: 1 },
+  );
+  // Send only once the receiver is attached: the emulator's "info" lists receivers per partition.
+  await waitFor(() => infoCache.includes("p3=") && /p3=[^ ]*\/r[1-9]/.test(infoCache), 10000,
+    "receiver attached to partition 3", async () => {
+      infoCache = await control(`info ${HUB}`);
+    });
+  await producer.sendBatch([{ body: { id: "latest-1" } }], { partitionId: "3" });
+  await waitFor(() => got.length >= 1, 10000, "latest event");
+  await sleep(300);
+  await s.close();
+  check(JSON.stringify(got) === JSON.stringify(["latest-1"]), "from latest: only new events", got,
+    ["latest-1"]);
+}
+
+// ---- an unknown partition id is an error ----
+{
+  let err;
+  try {
+    await producer.getPartitionProperties("9");
+  } catch (e) {
+    err = e;
+  }
+  check(err !== undefined, "getPartitionProperties of partition 9 of 4 fails", err && err.message);
+}
+
 // ---- ownerLevel: a higher owner level takes the partition ----
 {
   const cgConsumer = new EventHubConsumerClient("cg2", connStr(KEY), HUB, clientOptions);
@@ -377,6 +438,56 @@ if (part2.length >= 4) {
   check(err !== undefined && /not.?found/i.test(`${err.code} ${err.message}`),
     "unknown hub: not-found error", err && `${err.code}: ${err.message}`);
   await nf.close();
+}
+
+// ---- the SDK recovers from injected faults without losing or repeating events ----
+{
+  const faultOptions = { retryOptions: { maxRetries: 5, retryDelayInMs: 300, timeoutInMs: 10000 } };
+  const prod = new EventHubProducerClient(connStr(KEY), "other", faultOptions);
+  const cons = new EventHubConsumerClient("$Default", connStr(KEY), "other", faultOptions);
+  const seqs = [];
+  const bodies = [];
+  const s = cons.subscribe(
+    "0",
+    {
+      processEvents: async (events) => {
+        for (const e of events) {
+          seqs.push(e.sequenceNumber);
+          bodies.push(e.body.k);
+        }
+      },
+      processError: async () => {}, // retryable errors are reported here; recovery is checked below
+    },
+    { startPosition: earliestEventPosition, maxBatchSize: 10, maxWaitTimeInSeconds: 1 },
+  );
+  let k = 0;
+  const sendThree = async () => {
+    const events = [0, 1, 2].map(() => ({ body: { k: k++ } }));
+    await prod.sendBatch(events, { partitionId: "0" });
+  };
+  await sendThree();
+  await waitFor(() => seqs.length >= 3, 10000, "events before faults");
+  let r = await control("detach * amqp:link:detach-forced");
+  check(r.startsWith("ok links="), "control: detach", r);
+  await sendThree();
+  await waitFor(() => seqs.length >= 6, 15000, "events after detach-forced");
+  r = await control("drop-connections");
+  check(r.startsWith("ok connections="), "control: drop-connections", r);
+  await sendThree();
+  await waitFor(() => seqs.length >= 9, 20000, "events after drop-connections");
+  r = await control("refuse-attach 1 com.microsoft:server-busy");
+  check(r === "ok refuse-attach=1", "control: refuse-attach", r);
+  await control("detach 0 com.microsoft:server-busy");
+  await sendThree();
+  await waitFor(() => seqs.length >= 12, 20000, "events after server-busy");
+  await sleep(500);
+  check(JSON.stringify(seqs) === JSON.stringify([...Array(12).keys()]),
+    "after detach-forced, dropped connections and server-busy the SDK got every event once, in order",
+    seqs);
+  check(JSON.stringify(bodies) === JSON.stringify([...Array(12).keys()]), "bodies in order", bodies);
+  await s.close();
+  await cons.close();
+  await prod.close();
 }
 
 await producer.close();
