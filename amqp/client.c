@@ -670,6 +670,27 @@ static void client_fatal(sw_amqp_client *c, const sw_err *why)
 
 /* ------------------------------------------------------------- drive */
 
+/*
+ * No token could be produced: an expired pre-made signature or a refused
+ * credential is fatal; a transient failure (an Entra endpoint unreachable)
+ * is retried with backoff, per partition or, for $management, per connection.
+ */
+static void token_failed(sw_amqp_client *c, sw_amqp_part *p, const sw_err *err)
+{
+    sw_amqp_auth *a = p != NULL ? &p->auth : &c->mauth;
+    if (!err->retriable) {
+        client_fatal(c, err);
+    } else if (a->ok) {
+        /* a refresh: the current token still holds; try again a little later */
+        a->refresh_at = now_mono() + backoff_delay(c, 0);
+        report_error(c, p != NULL ? p->id : NULL, err, false);
+    } else if (p != NULL) {
+        partition_retry(c, p, err);
+    } else {
+        conn_fail(c, err);
+    }
+}
+
 static void drive_partition(sw_amqp_client *c, sw_amqp_part *p, int64_t now)
 {
     sw_err err;
@@ -679,7 +700,7 @@ static void drive_partition(sw_amqp_client *c, sw_amqp_part *p, int64_t now)
     }
     if (p->st == P_IDLE && !p->auth.ok && p->auth.pending_id == 0) {
         if (!put_token(c, &p->auth, &err)) {
-            client_fatal(c, &err);
+            token_failed(c, p, &err);
             return;
         }
         p->st = P_TOKEN;
@@ -694,7 +715,7 @@ static void drive_partition(sw_amqp_client *c, sw_amqp_part *p, int64_t now)
     }
     if (p->auth.ok && p->auth.pending_id == 0 && now >= p->auth.refresh_at && p->st != P_STOPPED) {
         if (!put_token(c, &p->auth, &err)) {
-            client_fatal(c, &err);
+            token_failed(c, p, &err);
             return;
         }
     }
@@ -753,7 +774,7 @@ static void drive_mgmt(sw_amqp_client *c, int64_t now)
     sw_err_clear(&err);
     if (c->mst == M_NONE && mreq_waiting(c)) {
         if (!put_token(c, &c->mauth, &err)) {
-            client_fatal(c, &err);
+            token_failed(c, NULL, &err);
             return;
         }
         c->mst = M_TOKEN;
@@ -765,7 +786,7 @@ static void drive_mgmt(sw_amqp_client *c, int64_t now)
     }
     if (c->mauth.ok && c->mauth.pending_id == 0 && now >= c->mauth.refresh_at) {
         if (!put_token(c, &c->mauth, &err)) {
-            client_fatal(c, &err);
+            token_failed(c, NULL, &err);
             return;
         }
     }

@@ -805,6 +805,47 @@ static void test_tls_wrong_host_refused(void **state)
     finish(&e, c, cl);
 }
 
+typedef struct flaky {
+    int calls;
+} flaky;
+
+/* Fails the first call as a transient error (as an unreachable token endpoint would). */
+static bool flaky_get(void *self, const char *scope, char **tok, sw_time_us *exp, sw_err *err)
+{
+    flaky *f = self;
+    if (f->calls++ == 0) {
+        return sw_err_set(err, SW_E_HTTP, "token endpoint unreachable (test)");
+    }
+    *tok = strdup("header.payload.signature");
+    *exp = sw_time_now() + 3600 * SW_US_PER_SEC;
+    return *tok != NULL;
+}
+
+/* A transient token failure is retried with backoff, not fatal. */
+static void test_token_provider_transient_failure(void **state)
+{
+    emu e;
+    const char *args[] = {"--bearer-token", "header.payload.signature", NULL};
+    assert_true(emu_start(&e, args));
+    publish(&e, "0", 2, "f");
+    char cs[256];
+    snprintf(cs, sizeof cs, "Endpoint=sb://localhost:%d;EntityPath=eh1;UseDevelopmentEmulator=true",
+             e.port);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    flaky f = {0};
+    sw_token_provider tp = {.type = SW_TOKEN_TYPE_JWT, .self = &f, .get = flaky_get};
+    o.token_provider = &tp;
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_events, 2, 5000));
+    assert_int_equal(c->errors, 1);
+    assert_int_equal(c->fatal, 0);
+    assert_int_equal(c->last_err.code, SW_E_HTTP);
+    finish(&e, c, cl);
+}
+
 int main(void)
 {
     sw_log_set_level(SW_LOG_WARN);
@@ -819,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_server_busy_backoff_and_forced),
         cmocka_unit_test(test_not_found_is_fatal_for_partition),
         cmocka_unit_test(test_entra_jwt_provider),
+        cmocka_unit_test(test_token_provider_transient_failure),
         cmocka_unit_test(test_connection_string_signature),
         cmocka_unit_test(test_insecure_settings_refused),
         cmocka_unit_test(test_tls_with_test_ca),
