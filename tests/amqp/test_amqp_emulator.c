@@ -846,6 +846,35 @@ static void test_token_provider_transient_failure(void **state)
     finish(&e, c, cl);
 }
 
+/* Receiving pauses when max_unsettled events are handed out and not durable; settling resumes it.
+ */
+static void test_unsettled_bound_and_credit(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    publish(&e, "0", 50, "u");
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs, KEY);
+    ctx *c = ctx_new();
+    c->auto_settle_limit = -1; /* nothing becomes durable */
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    o.prefetch = 4;
+    o.max_unsettled = 10;
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_events, 10, 5000));
+    usleep(500000);
+    assert_int_equal(count(c), 10);
+    pthread_mutex_lock(&c->mu);
+    c->auto_settle_limit = INT64_MAX;
+    pthread_mutex_unlock(&c->mu);
+    sw_amqp_settle(cl, "0", 9);
+    assert_true(wait_until(c, have_events, 50, 5000));
+    assert_contiguous(c, "0", 0, 49);
+    finish(&e, c, cl);
+}
+
 int main(void)
 {
     sw_log_set_level(SW_LOG_WARN);
@@ -857,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_start_enqueued_time),
         cmocka_unit_test(test_epoch_takeover),
         cmocka_unit_test(test_drop_resumes_from_durable),
+        cmocka_unit_test(test_unsettled_bound_and_credit),
         cmocka_unit_test(test_server_busy_backoff_and_forced),
         cmocka_unit_test(test_not_found_is_fatal_for_partition),
         cmocka_unit_test(test_entra_jwt_provider),
