@@ -16,6 +16,7 @@
 #include <proton/condition.h>
 #include <proton/transport.h>
 
+#include "lineio.h"
 #include "scanwatch/log.h"
 #include "server_int.h"
 
@@ -301,18 +302,18 @@ typedef struct {
 /* Reads lines from in, answers on out; returns when in ends. */
 static void serve_lines(emu_server *s, FILE *in, FILE *out)
 {
-    char *line = NULL;
-    size_t cap = 0;
+    char *line = malloc(EMU_LINE_MAX + 1);
     char reply[EMU_REPLY_MAX];
+    if (line == NULL) {
+        return;
+    }
     for (;;) {
-        ssize_t n = getline(&line, &cap, in);
-        if (n < 0) {
+        size_t n;
+        emu_line_status st = emu_read_line(in, line, EMU_LINE_MAX + 1, &n);
+        if (st == EMU_LINE_EOF) {
             break;
         }
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
-            line[--n] = '\0';
-        }
-        if (n > EMU_LINE_MAX) {
+        if (st == EMU_LINE_TOO_LONG) {
             snprintf(reply, sizeof reply, "error line longer than %d bytes", EMU_LINE_MAX);
         } else if (n == 0) {
             continue;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "lineio.h"
 #include "scanwatch/swtime.h"
 #include "scanwatch/log.h"
 #include "server.h"
@@ -186,34 +187,35 @@ static bool load_file(emu_store *store, const emu_args *a, sw_err *err)
     if (fp == NULL) {
         return sw_err_set(err, SW_E_IO, "--load '%s': %s", a->load_file, strerror(errno));
     }
-    char *line = NULL;
-    size_t cap = 0;
+    /* One byte more than an event may hold, so that a longer line is detected. */
+    char *line = malloc(EMU_MAX_MESSAGE_SIZE + 2);
+    if (line == NULL) {
+        fclose(fp);
+        return sw_err_set(err, SW_E_NOMEM, "--load line buffer");
+    }
     long long lineno = 0, events = 0;
     bool ok = true;
     const char *key = a->load_key;
     size_t key_len = key != NULL ? strlen(key) : 0;
     for (;;) {
-        ssize_t n = getline(&line, &cap, fp);
-        if (n < 0) {
+        size_t n;
+        emu_line_status st = emu_read_line(fp, line, EMU_MAX_MESSAGE_SIZE + 2, &n);
+        if (st == EMU_LINE_EOF) {
             break;
         }
         lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
-            line[--n] = '\0';
+        if (st == EMU_LINE_TOO_LONG || n > EMU_MAX_MESSAGE_SIZE) {
+            ok = sw_err_set(err, SW_E_TOO_LARGE,
+                            "--load '%s' line %lld: longer than the %d byte event limit",
+                            a->load_file, lineno, EMU_MAX_MESSAGE_SIZE);
+            break;
         }
         if (n == 0) {
             continue;
         }
-        if (n > EMU_MAX_MESSAGE_SIZE) {
-            ok = sw_err_set(err, SW_E_TOO_LARGE,
-                            "--load '%s' line %lld: %zd bytes, more than "
-                            "the %d byte event limit",
-                            a->load_file, lineno, n, EMU_MAX_MESSAGE_SIZE);
-            break;
-        }
         emu_partition *p = fixed != NULL ? fixed : emu_hub_route(h, key, key_len);
-        if (!emu_partition_append_body(store, p, line, (size_t)n, key, key_len,
-                                       sw_time_now() / 1000, err)) {
+        if (!emu_partition_append_body(store, p, line, n, key, key_len, sw_time_now() / 1000,
+                                       err)) {
             sw_err_prefix(err, "--load '%s' line %lld", a->load_file, lineno);
             ok = false;
             break;

@@ -184,7 +184,7 @@ void emu_handle_cbs(emu_conn *ec, emu_link *el, const unsigned char *msg, size_t
     emu_server *s = ec->srv;
     pn_message_t *req = pn_message();
     pn_message_t *reply = pn_message();
-    static char token[EMU_TOKEN_MAX];
+    char token[EMU_TOKEN_MAX] = "";
     char op[64], type[64], name[EMU_PATH_MAX];
     if (req == NULL || reply == NULL) {
         goto out;
@@ -290,7 +290,7 @@ void emu_handle_mgmt(emu_conn *ec, emu_link *el, const unsigned char *msg, size_
     emu_server *s = ec->srv;
     pn_message_t *req = pn_message();
     pn_message_t *reply = pn_message();
-    static char token[EMU_TOKEN_MAX];
+    char token[EMU_TOKEN_MAX] = "";
     char op[64], type[64], name[EMU_NAME_MAX], part[32];
     if (req == NULL || reply == NULL) {
         goto out;

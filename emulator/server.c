@@ -23,6 +23,11 @@
 
 /* Credit the emulator keeps open on links where clients publish. */
 #define EMU_SENDER_CREDIT 256
+/*
+ * Deliveries queued per pass before yielding to the proactor's writer; a
+ * client's large credit would otherwise buffer megabytes in proton first.
+ */
+#define EMU_DELIVER_CHUNK 256
 /* Non-epoch receivers allowed per partition and consumer group (service quota). */
 #define EMU_MAX_NON_EPOCH 5
 /* The JS SDK's filter descriptor; .NET uses the symbol form. */
@@ -656,7 +661,8 @@ static void deliver(emu_server *s, emu_link *el)
     }
     el->due_ms = 0;
     bool settled = pn_link_snd_settle_mode(l) == PN_SND_SETTLED;
-    while (pn_link_credit(l) > 0 && el->cursor < p->next_seq) {
+    int budget = EMU_DELIVER_CHUNK;
+    while (pn_link_credit(l) > 0 && el->cursor < p->next_seq && budget-- > 0) {
         const emu_event *e = emu_partition_get(p, el->cursor);
         uint64_t tag = el->tag++;
         pn_delivery_t *d = pn_delivery(l, pn_dtag((const char *)&tag, sizeof tag));
@@ -666,6 +672,10 @@ static void deliver(emu_server *s, emu_link *el)
             pn_delivery_settle(d);
         }
         el->cursor++;
+    }
+    if (pn_link_credit(l) > 0 && el->cursor < p->next_seq) {
+        /* Let the proactor write what is queued, then continue on the wake. */
+        pn_connection_wake(el->conn->conn);
     }
 }
 

@@ -17,6 +17,7 @@ struct emu_store {
     size_t retain_bytes;
     sw_buf scratch;  /* encoding of the event being appended */
     sw_buf ann_tail; /* sender's own message annotations, re-used per append */
+    sw_buf ours;     /* the emulator's annotations, re-used per append */
 };
 
 emu_store *emu_store_new(size_t retain_count, size_t retain_bytes, sw_err *err)
@@ -31,6 +32,7 @@ emu_store *emu_store_new(size_t retain_count, size_t retain_bytes, sw_err *err)
     /* An event never exceeds the max message size plus our annotations. */
     sw_buf_init(&s->scratch, 2 * EMU_MAX_MESSAGE_SIZE);
     sw_buf_init(&s->ann_tail, 2 * EMU_MAX_MESSAGE_SIZE);
+    sw_buf_init(&s->ours, 4096);
     return s;
 }
 
@@ -57,6 +59,7 @@ void emu_store_free(emu_store *s)
     }
     sw_buf_free(&s->scratch);
     sw_buf_free(&s->ann_tail);
+    sw_buf_free(&s->ours);
     free(s);
 }
 
@@ -382,25 +385,24 @@ static bool encode_event(emu_store *s, emu_partition *p, const unsigned char *ms
     sw_buf_append(b, msg, header_len);
     char off[24];
     int off_len = snprintf(off, sizeof off, "%lld", (long long)p->next_offset);
-    sw_buf ours = SW_BUF_INIT;
-    sw_buf_init(&ours, 4096);
-    emu_amqp_put_symbol(&ours, "x-opt-sequence-number", 21);
-    emu_amqp_put_long(&ours, p->next_seq);
-    emu_amqp_put_symbol(&ours, "x-opt-offset", 12);
-    emu_amqp_put_string(&ours, off, (size_t)off_len);
-    emu_amqp_put_symbol(&ours, "x-opt-enqueued-time", 19);
-    emu_amqp_put_timestamp(&ours, enq_ms);
+    sw_buf *ours = &s->ours;
+    sw_buf_reset(ours);
+    emu_amqp_put_symbol(ours, "x-opt-sequence-number", 21);
+    emu_amqp_put_long(ours, p->next_seq);
+    emu_amqp_put_symbol(ours, "x-opt-offset", 12);
+    emu_amqp_put_string(ours, off, (size_t)off_len);
+    emu_amqp_put_symbol(ours, "x-opt-enqueued-time", 19);
+    emu_amqp_put_timestamp(ours, enq_ms);
     uint32_t count = kept + 6;
     if (!has_pkey && pkey != NULL) {
-        emu_amqp_put_symbol(&ours, "x-opt-partition-key", 19);
-        emu_amqp_put_string(&ours, pkey, pkey_len);
+        emu_amqp_put_symbol(ours, "x-opt-partition-key", 19);
+        emu_amqp_put_string(ours, pkey, pkey_len);
         count += 2;
     }
     emu_amqp_put_descriptor(b, EMU_SEC_MESSAGE_ANN);
-    emu_amqp_put_map32_header(b, count, ours.len + s->ann_tail.len);
-    sw_buf_append(b, ours.data, ours.len);
+    emu_amqp_put_map32_header(b, count, ours->len + s->ann_tail.len);
+    sw_buf_append(b, ours->data, ours->len);
     sw_buf_append(b, s->ann_tail.data, s->ann_tail.len);
-    sw_buf_free(&ours);
     for (size_t at = header_len; at < len;) {
         size_t size, vat;
         unsigned code;
@@ -410,7 +412,7 @@ static bool encode_event(emu_store *s, emu_partition *p, const unsigned char *ms
         }
         at += size;
     }
-    return sw_buf_check(b, err) && sw_buf_check(&s->ann_tail, err);
+    return sw_buf_check(b, err) && sw_buf_check(&s->ann_tail, err) && sw_buf_check(ours, err);
 }
 
 bool emu_partition_append(emu_store *s, emu_partition *p, const unsigned char *msg, size_t len,

@@ -11,7 +11,7 @@ set_tests_properties(emulator_test_certs PROPERTIES
 
 # Fault injection through the control channel, with a bare proton client.
 add_executable(test_emulator_faults emulator/test_emulator_faults.c)
-target_link_libraries(test_emulator_faults PRIVATE sw_common PkgConfig::PROTON)
+target_link_libraries(test_emulator_faults PRIVATE sw_common PkgConfig::PROTON PkgConfig::OPENSSL)
 add_test(NAME emulator_faults
   COMMAND test_emulator_faults $<TARGET_FILE:scanwatch-emulator>)
 set_tests_properties(emulator_faults PROPERTIES LABELS integration TIMEOUT 120)
@@ -41,3 +41,21 @@ else()
 endif()
 set_tests_properties(emulator_sdk_plain emulator_sdk_tls PROPERTIES
   LABELS integration TIMEOUT 180 RUN_SERIAL TRUE)
+
+# Fuzzing the emulator's parsers of untrusted input (deliveries, filters, SAS
+# tokens, addresses). With -DSW_FUZZ=ON (CC=clang): the libFuzzer target
+# fuzz_emulator. Always: the corpus replayed as a unit test.
+set(SW_EMU_CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/emulator/corpus)
+set(SW_EMU_PARSERS ${PROJECT_SOURCE_DIR}/emulator/amqpbin.c ${PROJECT_SOURCE_DIR}/emulator/auth.c
+  ${PROJECT_SOURCE_DIR}/emulator/filter.c ${PROJECT_SOURCE_DIR}/emulator/store.c)
+if(SW_FUZZ)
+  add_executable(fuzz_emulator emulator/fuzz_emulator.c ${SW_EMU_PARSERS})
+  target_include_directories(fuzz_emulator PRIVATE ${PROJECT_SOURCE_DIR}/emulator)
+  target_compile_options(fuzz_emulator PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_emulator PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_emulator PRIVATE sw_common PkgConfig::OPENSSL)
+endif()
+add_executable(fuzz_emulator_replay emulator/fuzz_emulator.c emulator/fuzz_main.c)
+target_link_libraries(fuzz_emulator_replay PRIVATE sw_emulator)
+add_test(NAME fuzz_emulator_corpus COMMAND fuzz_emulator_replay ${SW_EMU_CORPUS})
+set_tests_properties(fuzz_emulator_corpus PROPERTIES LABELS unit)
