@@ -479,6 +479,7 @@ static void process_commands(sw_amqp_client *c)
     if (!atomic_exchange(&c->cmd_pending, false)) {
         return;
     }
+    bool changed = atomic_exchange(&c->mgmt_pending, false);
     pthread_mutex_lock(&c->mu);
     size_t n = c->nparts;
     pthread_mutex_unlock(&c->mu);
@@ -491,6 +492,7 @@ static void process_commands(sw_amqp_client *c)
         p->add_req = false;
         p->remove_req = false;
         pthread_mutex_unlock(&c->mu);
+        changed = changed || add || remove;
         if (remove && p->st != P_STOPPED) {
             partition_stop(c, p, NULL);
         }
@@ -516,7 +518,8 @@ static void process_commands(sw_amqp_client *c)
             settle_partition(c, p, settle);
         }
     }
-    if (c->cst == C_OPEN) {
+    /* settles alone (the common case, once per batch) need no drive */
+    if (changed && c->cst == C_OPEN) {
         drive(c);
     }
 }
@@ -879,6 +882,11 @@ static void reschedule(sw_amqp_client *c)
             next = c->mdeadline;
         }
     }
+    /* re-arming costs a syscall: only when the earliest deadline moved */
+    if (next == c->armed_at) {
+        return;
+    }
+    c->armed_at = next;
     if (next == INT64_MAX) {
         pn_proactor_cancel_timeout(c->proactor);
         return;
@@ -1480,6 +1488,7 @@ static void handle(sw_amqp_client *c, pn_event_t *e, bool *exit_loop)
         break;
     }
     case PN_PROACTOR_TIMEOUT: {
+        c->armed_at = INT64_MAX; /* fired */
         pthread_mutex_lock(&c->mu);
         bool stop = c->stop_req;
         pn_connection_t *conn = c->conn;
@@ -1681,6 +1690,7 @@ sw_amqp_client *sw_amqp_client_new(const sw_amqp_options *o, sw_err *err)
         return NULL;
     }
     c->o = *o;
+    c->armed_at = INT64_MAX;
     c->rng = (uint64_t)sw_time_now() ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9e3779b97f4a7c15ULL;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -1927,6 +1937,7 @@ static bool mgmt_call(sw_amqp_client *c, sw_amqp_mreq *r, sw_err *err)
     r->next = c->mreqs;
     c->mreqs = r;
     pthread_mutex_unlock(&c->mu);
+    atomic_store(&c->mgmt_pending, true);
     poke(c);
     pthread_mutex_lock(&c->mu);
     int rc = 0;

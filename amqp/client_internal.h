@@ -120,6 +120,7 @@ struct sw_amqp_client {
     sw_err fatal_err;
 
     atomic_bool cmd_pending;
+    atomic_bool mgmt_pending;
     _Atomic uint64_t st_events, st_settled, st_connects, st_reattaches, st_token_puts,
         st_duplicates, st_rebound;
 
@@ -128,6 +129,7 @@ struct sw_amqp_client {
     int64_t reconnect_at;
     int conn_attempts;
     int64_t stop_deadline;
+    int64_t armed_at; /* deadline the proactor timeout is set for, INT64_MAX = none */
     bool tick_req;
     pn_session_t *ctl_ssn, *rx_ssn;
     pn_link_t *cbs_tx, *cbs_rx, *mg_tx, *mg_rx;

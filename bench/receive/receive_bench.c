@@ -278,11 +278,9 @@ int main(int argc, char **argv)
             a.mode = argv[i + 1];
         } else if (strcmp(argv[i], "--port") == 0 && parse_long(argv[i + 1], 1, 65535, &v)) {
             a.port = (int)v;
-        } else if (strcmp(argv[i], "--events") == 0 &&
-                   parse_long(argv[i + 1], 1, 1000000000, &v)) {
+        } else if (strcmp(argv[i], "--events") == 0 && parse_long(argv[i + 1], 1, 1000000000, &v)) {
             a.events = v;
-        } else if (strcmp(argv[i], "--partitions") == 0 &&
-                   parse_long(argv[i + 1], 1, 1024, &v)) {
+        } else if (strcmp(argv[i], "--partitions") == 0 && parse_long(argv[i + 1], 1, 1024, &v)) {
             a.partitions = (int)v;
         } else if (strcmp(argv[i], "--prefetch") == 0 && parse_long(argv[i + 1], 1, 100000, &v)) {
             a.prefetch = (int)v;
