@@ -505,6 +505,7 @@ static void process_commands(sw_amqp_client *c)
                 p->durable_seq = start.sequence_number >= 0 ? start.sequence_number : INT64_MIN;
             }
             p->settled_req_seen = INT64_MIN;
+            p->settle_local = INT64_MIN;
             p->ring_count = 0;
             p->ring_head = 0;
             p->attempts = 0;
@@ -1310,7 +1311,14 @@ static void on_event_delivery(sw_amqp_client *c, sw_amqp_part *p, pn_link_t *l, 
     p->attempts = 0;
     c->conn_attempts = 0;
     atomic_fetch_add_explicit(&c->st_events, 1, memory_order_relaxed);
+    c->cur_part = p;
     c->o.cb.on_event(c->o.cb.ctx, &ev);
+    c->cur_part = NULL;
+    if (p->settle_local > p->settled_req_seen && p->st != P_STOPPED) {
+        /* settled from the callback: settle now, while the delivery is still in cache */
+        p->settled_req_seen = p->settle_local;
+        settle_partition(c, p, p->settle_local);
+    }
     if (pkey != NULL && pkey != pkey_small) {
         free(pkey);
     }
@@ -1889,6 +1897,15 @@ void sw_amqp_remove_partition(sw_amqp_client *c, const char *partition)
 
 void sw_amqp_settle(sw_amqp_client *c, const char *partition, int64_t up_to)
 {
+    /* from a callback (client thread, cur_part is its own): no lock, settled right after */
+    bool own_thread = c->thread_started && pthread_equal(pthread_self(), c->thread);
+    sw_amqp_part *cur = own_thread ? c->cur_part : NULL;
+    if (cur != NULL && (partition == cur->id || strcmp(partition, cur->id) == 0)) {
+        if (up_to > cur->settle_local) {
+            cur->settle_local = up_to;
+        }
+        return;
+    }
     bool changed = false;
     pthread_mutex_lock(&c->mu);
     sw_amqp_part *p = find_part_locked(c, partition);

@@ -70,6 +70,7 @@ typedef struct sw_amqp_part {
     char durable_offset[SW_AMQP_OFFSET_MAX];
     int64_t durable_seq; /* INT64_MIN = unknown */
     int64_t settled_req_seen;
+    int64_t settle_local; /* settle asked from a callback (client thread, no lock) */
     ring_ent *ring;
     size_t ring_cap, ring_head, ring_count;
 } sw_amqp_part;
@@ -131,6 +132,7 @@ struct sw_amqp_client {
     int64_t stop_deadline;
     int64_t armed_at; /* deadline the proactor timeout is set for, INT64_MAX = none */
     bool tick_req;
+    sw_amqp_part *cur_part; /* partition whose on_event is running */
     pn_session_t *ctl_ssn, *rx_ssn;
     pn_link_t *cbs_tx, *cbs_rx, *mg_tx, *mg_rx;
     mgmt_state mst;
