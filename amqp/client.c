@@ -479,6 +479,7 @@ static void process_commands(sw_amqp_client *c)
     if (!atomic_exchange(&c->cmd_pending, false)) {
         return;
     }
+    bool changed = atomic_exchange(&c->mgmt_pending, false);
     pthread_mutex_lock(&c->mu);
     size_t n = c->nparts;
     pthread_mutex_unlock(&c->mu);
@@ -491,6 +492,7 @@ static void process_commands(sw_amqp_client *c)
         p->add_req = false;
         p->remove_req = false;
         pthread_mutex_unlock(&c->mu);
+        changed = changed || add || remove;
         if (remove && p->st != P_STOPPED) {
             partition_stop(c, p, NULL);
         }
@@ -503,6 +505,7 @@ static void process_commands(sw_amqp_client *c)
                 p->durable_seq = start.sequence_number >= 0 ? start.sequence_number : INT64_MIN;
             }
             p->settled_req_seen = INT64_MIN;
+            p->settle_local = INT64_MIN;
             p->ring_count = 0;
             p->ring_head = 0;
             p->attempts = 0;
@@ -516,7 +519,8 @@ static void process_commands(sw_amqp_client *c)
             settle_partition(c, p, settle);
         }
     }
-    if (c->cst == C_OPEN) {
+    /* settles alone (the common case, once per batch) need no drive */
+    if (changed && c->cst == C_OPEN) {
         drive(c);
     }
 }
@@ -670,6 +674,27 @@ static void client_fatal(sw_amqp_client *c, const sw_err *why)
 
 /* ------------------------------------------------------------- drive */
 
+/*
+ * No token could be produced: an expired pre-made signature or a refused
+ * credential is fatal; a transient failure (an Entra endpoint unreachable)
+ * is retried with backoff, per partition or, for $management, per connection.
+ */
+static void token_failed(sw_amqp_client *c, sw_amqp_part *p, const sw_err *err)
+{
+    sw_amqp_auth *a = p != NULL ? &p->auth : &c->mauth;
+    if (!err->retriable) {
+        client_fatal(c, err);
+    } else if (a->ok) {
+        /* a refresh: the current token still holds; try again a little later */
+        a->refresh_at = now_mono() + backoff_delay(c, 0);
+        report_error(c, p != NULL ? p->id : NULL, err, false);
+    } else if (p != NULL) {
+        partition_retry(c, p, err);
+    } else {
+        conn_fail(c, err);
+    }
+}
+
 static void drive_partition(sw_amqp_client *c, sw_amqp_part *p, int64_t now)
 {
     sw_err err;
@@ -679,7 +704,7 @@ static void drive_partition(sw_amqp_client *c, sw_amqp_part *p, int64_t now)
     }
     if (p->st == P_IDLE && !p->auth.ok && p->auth.pending_id == 0) {
         if (!put_token(c, &p->auth, &err)) {
-            client_fatal(c, &err);
+            token_failed(c, p, &err);
             return;
         }
         p->st = P_TOKEN;
@@ -694,7 +719,7 @@ static void drive_partition(sw_amqp_client *c, sw_amqp_part *p, int64_t now)
     }
     if (p->auth.ok && p->auth.pending_id == 0 && now >= p->auth.refresh_at && p->st != P_STOPPED) {
         if (!put_token(c, &p->auth, &err)) {
-            client_fatal(c, &err);
+            token_failed(c, p, &err);
             return;
         }
     }
@@ -753,7 +778,7 @@ static void drive_mgmt(sw_amqp_client *c, int64_t now)
     sw_err_clear(&err);
     if (c->mst == M_NONE && mreq_waiting(c)) {
         if (!put_token(c, &c->mauth, &err)) {
-            client_fatal(c, &err);
+            token_failed(c, NULL, &err);
             return;
         }
         c->mst = M_TOKEN;
@@ -765,7 +790,7 @@ static void drive_mgmt(sw_amqp_client *c, int64_t now)
     }
     if (c->mauth.ok && c->mauth.pending_id == 0 && now >= c->mauth.refresh_at) {
         if (!put_token(c, &c->mauth, &err)) {
-            client_fatal(c, &err);
+            token_failed(c, NULL, &err);
             return;
         }
     }
@@ -858,6 +883,11 @@ static void reschedule(sw_amqp_client *c)
             next = c->mdeadline;
         }
     }
+    /* re-arming costs a syscall: only when the earliest deadline moved */
+    if (next == c->armed_at) {
+        return;
+    }
+    c->armed_at = next;
     if (next == INT64_MAX) {
         pn_proactor_cancel_timeout(c->proactor);
         return;
@@ -1281,7 +1311,14 @@ static void on_event_delivery(sw_amqp_client *c, sw_amqp_part *p, pn_link_t *l, 
     p->attempts = 0;
     c->conn_attempts = 0;
     atomic_fetch_add_explicit(&c->st_events, 1, memory_order_relaxed);
+    c->cur_part = p;
     c->o.cb.on_event(c->o.cb.ctx, &ev);
+    c->cur_part = NULL;
+    if (p->settle_local > p->settled_req_seen && p->st != P_STOPPED) {
+        /* settled from the callback: settle now, while the delivery is still in cache */
+        p->settled_req_seen = p->settle_local;
+        settle_partition(c, p, p->settle_local);
+    }
     if (pkey != NULL && pkey != pkey_small) {
         free(pkey);
     }
@@ -1459,6 +1496,7 @@ static void handle(sw_amqp_client *c, pn_event_t *e, bool *exit_loop)
         break;
     }
     case PN_PROACTOR_TIMEOUT: {
+        c->armed_at = INT64_MAX; /* fired */
         pthread_mutex_lock(&c->mu);
         bool stop = c->stop_req;
         pn_connection_t *conn = c->conn;
@@ -1660,6 +1698,7 @@ sw_amqp_client *sw_amqp_client_new(const sw_amqp_options *o, sw_err *err)
         return NULL;
     }
     c->o = *o;
+    c->armed_at = INT64_MAX;
     c->rng = (uint64_t)sw_time_now() ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9e3779b97f4a7c15ULL;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -1858,6 +1897,15 @@ void sw_amqp_remove_partition(sw_amqp_client *c, const char *partition)
 
 void sw_amqp_settle(sw_amqp_client *c, const char *partition, int64_t up_to)
 {
+    /* from a callback (client thread, cur_part is its own): no lock, settled right after */
+    bool own_thread = c->thread_started && pthread_equal(pthread_self(), c->thread);
+    sw_amqp_part *cur = own_thread ? c->cur_part : NULL;
+    if (cur != NULL && (partition == cur->id || strcmp(partition, cur->id) == 0)) {
+        if (up_to > cur->settle_local) {
+            cur->settle_local = up_to;
+        }
+        return;
+    }
     bool changed = false;
     pthread_mutex_lock(&c->mu);
     sw_amqp_part *p = find_part_locked(c, partition);
@@ -1906,6 +1954,7 @@ static bool mgmt_call(sw_amqp_client *c, sw_amqp_mreq *r, sw_err *err)
     r->next = c->mreqs;
     c->mreqs = r;
     pthread_mutex_unlock(&c->mu);
+    atomic_store(&c->mgmt_pending, true);
     poke(c);
     pthread_mutex_lock(&c->mu);
     int rc = 0;

@@ -70,6 +70,7 @@ typedef struct sw_amqp_part {
     char durable_offset[SW_AMQP_OFFSET_MAX];
     int64_t durable_seq; /* INT64_MIN = unknown */
     int64_t settled_req_seen;
+    int64_t settle_local; /* settle asked from a callback (client thread, no lock) */
     ring_ent *ring;
     size_t ring_cap, ring_head, ring_count;
 } sw_amqp_part;
@@ -120,6 +121,7 @@ struct sw_amqp_client {
     sw_err fatal_err;
 
     atomic_bool cmd_pending;
+    atomic_bool mgmt_pending;
     _Atomic uint64_t st_events, st_settled, st_connects, st_reattaches, st_token_puts,
         st_duplicates, st_rebound;
 
@@ -128,7 +130,9 @@ struct sw_amqp_client {
     int64_t reconnect_at;
     int conn_attempts;
     int64_t stop_deadline;
+    int64_t armed_at; /* deadline the proactor timeout is set for, INT64_MAX = none */
     bool tick_req;
+    sw_amqp_part *cur_part; /* partition whose on_event is running */
     pn_session_t *ctl_ssn, *rx_ssn;
     pn_link_t *cbs_tx, *cbs_rx, *mg_tx, *mg_rx;
     mgmt_state mst;

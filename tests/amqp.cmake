@@ -24,3 +24,17 @@ if(TARGET scanwatch-emulator)
   set_tests_properties(test_amqp_interop PROPERTIES LABELS integration TIMEOUT 120 RUN_SERIAL TRUE
     ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR}")
 endif()
+
+# Parsers of amqp/ under fuzzing: a libFuzzer target with -DSW_FUZZ=ON (clang), and the
+# corpus replayed as a unit test in every build.
+add_executable(fuzz_amqp_regress amqp/fuzz_amqp.c amqp/fuzz_regress_main.c)
+target_link_libraries(fuzz_amqp_regress PRIVATE sw_amqp sw_common)
+add_test(NAME fuzz_amqp_corpus
+  COMMAND fuzz_amqp_regress ${CMAKE_CURRENT_SOURCE_DIR}/amqp/corpus)
+set_tests_properties(fuzz_amqp_corpus PROPERTIES LABELS unit)
+if(SW_FUZZ)
+  add_executable(fuzz_amqp amqp/fuzz_amqp.c)
+  target_compile_options(fuzz_amqp PRIVATE -fsanitize=fuzzer)
+  target_link_options(fuzz_amqp PRIVATE -fsanitize=fuzzer)
+  target_link_libraries(fuzz_amqp PRIVATE sw_amqp sw_common)
+endif()

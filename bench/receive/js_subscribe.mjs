@@ -30,6 +30,7 @@ const cs =
   `SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true`;
 
 const t0 = process.hrtime.bigint();
+const cpu0 = process.cpuUsage();
 const consumer = new EventHubConsumerClient("$Default", cs, "eh1");
 let n = 0;
 let done;
@@ -48,6 +49,7 @@ const sub = consumer.subscribe(
 const timeout = setTimeout(() => done(), 600000);
 await finished;
 const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+const cpu = process.cpuUsage(cpu0);
 clearTimeout(timeout);
 await sub.close();
 await consumer.close();
@@ -56,4 +58,5 @@ if (n < want) {
   process.exit(1);
 }
 console.log(JSON.stringify({ mode: "js", events: n, seconds: +secs.toFixed(4),
-  events_per_s: Math.round(n / secs) }));
+  events_per_s: Math.round(n / secs),
+  cpu_us_per_event: +((cpu.user + cpu.system) / n).toFixed(3) }));

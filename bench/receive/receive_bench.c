@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,15 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + system) used by this process so far. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static bool parse_long(const char *s, long min, long max, long *out)
@@ -268,11 +278,9 @@ int main(int argc, char **argv)
             a.mode = argv[i + 1];
         } else if (strcmp(argv[i], "--port") == 0 && parse_long(argv[i + 1], 1, 65535, &v)) {
             a.port = (int)v;
-        } else if (strcmp(argv[i], "--events") == 0 &&
-                   parse_long(argv[i + 1], 1, 1000000000, &v)) {
+        } else if (strcmp(argv[i], "--events") == 0 && parse_long(argv[i + 1], 1, 1000000000, &v)) {
             a.events = v;
-        } else if (strcmp(argv[i], "--partitions") == 0 &&
-                   parse_long(argv[i + 1], 1, 1024, &v)) {
+        } else if (strcmp(argv[i], "--partitions") == 0 && parse_long(argv[i + 1], 1, 1024, &v)) {
             a.partitions = (int)v;
         } else if (strcmp(argv[i], "--prefetch") == 0 && parse_long(argv[i + 1], 1, 100000, &v)) {
             a.prefetch = (int)v;
@@ -288,11 +296,14 @@ int main(int argc, char **argv)
     }
     sw_log_set_level(SW_LOG_WARN);
     double secs = 0;
+    double cpu0 = cpu_s();
     int rc = strcmp(a.mode, "bare") == 0 ? run_bare(&a, &secs) : run_c(&a, &secs);
     if (rc != 0) {
         return rc;
     }
-    printf("{\"mode\":\"%s\",\"events\":%ld,\"seconds\":%.4f,\"events_per_s\":%.0f}\n", a.mode,
-           a.events, secs, (double)a.events / secs);
+    double cpu = cpu_s() - cpu0;
+    printf("{\"mode\":\"%s\",\"events\":%ld,\"seconds\":%.4f,\"events_per_s\":%.0f,"
+           "\"cpu_us_per_event\":%.3f}\n",
+           a.mode, a.events, secs, (double)a.events / secs, cpu * 1e6 / (double)a.events);
     return 0;
 }

@@ -805,6 +805,76 @@ static void test_tls_wrong_host_refused(void **state)
     finish(&e, c, cl);
 }
 
+typedef struct flaky {
+    int calls;
+} flaky;
+
+/* Fails the first call as a transient error (as an unreachable token endpoint would). */
+static bool flaky_get(void *self, const char *scope, char **tok, sw_time_us *exp, sw_err *err)
+{
+    flaky *f = self;
+    if (f->calls++ == 0) {
+        return sw_err_set(err, SW_E_HTTP, "token endpoint unreachable (test)");
+    }
+    *tok = strdup("header.payload.signature");
+    *exp = sw_time_now() + 3600 * SW_US_PER_SEC;
+    return *tok != NULL;
+}
+
+/* A transient token failure is retried with backoff, not fatal. */
+static void test_token_provider_transient_failure(void **state)
+{
+    emu e;
+    const char *args[] = {"--bearer-token", "header.payload.signature", NULL};
+    assert_true(emu_start(&e, args));
+    publish(&e, "0", 2, "f");
+    char cs[256];
+    snprintf(cs, sizeof cs, "Endpoint=sb://localhost:%d;EntityPath=eh1;UseDevelopmentEmulator=true",
+             e.port);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    flaky f = {0};
+    sw_token_provider tp = {.type = SW_TOKEN_TYPE_JWT, .self = &f, .get = flaky_get};
+    o.token_provider = &tp;
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_events, 2, 5000));
+    assert_int_equal(c->errors, 1);
+    assert_int_equal(c->fatal, 0);
+    assert_int_equal(c->last_err.code, SW_E_HTTP);
+    finish(&e, c, cl);
+}
+
+/* Receiving pauses when max_unsettled events are handed out and not durable; settling resumes it.
+ */
+static void test_unsettled_bound_and_credit(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    publish(&e, "0", 50, "u");
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs, KEY);
+    ctx *c = ctx_new();
+    c->auto_settle_limit = -1; /* nothing becomes durable */
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    o.prefetch = 4;
+    o.max_unsettled = 10;
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_events, 10, 5000));
+    usleep(500000);
+    assert_int_equal(count(c), 10);
+    pthread_mutex_lock(&c->mu);
+    c->auto_settle_limit = INT64_MAX;
+    pthread_mutex_unlock(&c->mu);
+    sw_amqp_settle(cl, "0", 9);
+    assert_true(wait_until(c, have_events, 50, 5000));
+    assert_contiguous(c, "0", 0, 49);
+    finish(&e, c, cl);
+}
+
 int main(void)
 {
     sw_log_set_level(SW_LOG_WARN);
@@ -816,9 +886,11 @@ int main(void)
         cmocka_unit_test(test_start_enqueued_time),
         cmocka_unit_test(test_epoch_takeover),
         cmocka_unit_test(test_drop_resumes_from_durable),
+        cmocka_unit_test(test_unsettled_bound_and_credit),
         cmocka_unit_test(test_server_busy_backoff_and_forced),
         cmocka_unit_test(test_not_found_is_fatal_for_partition),
         cmocka_unit_test(test_entra_jwt_provider),
+        cmocka_unit_test(test_token_provider_transient_failure),
         cmocka_unit_test(test_connection_string_signature),
         cmocka_unit_test(test_insecure_settings_refused),
         cmocka_unit_test(test_tls_with_test_ca),

@@ -14,6 +14,7 @@
 #include "scanwatch/amqp.h"
 #include "scanwatch/amqp_connstr.h"
 #include "scanwatch/sas.h"
+#include "scanwatch/settings.h"
 
 #define KEY "c2VjcmV0a2V5PT0="
 
@@ -265,6 +266,42 @@ static void test_decode_value_and_multi_data(void **state)
     sw_buf_free(&scratch);
 }
 
+static void test_options_from_settings(void **state)
+{
+    sw_config *cfg = sw_config_new();
+    assert_non_null(cfg);
+    sw_amqp_options o;
+    sw_amqp_position pos;
+    sw_err err;
+    assert_false(sw_amqp_options_from_config(cfg, &o, &pos, &err));
+    assert_non_null(strstr(err.msg, "connection_string"));
+    assert_true(sw_config_set(cfg, SW_CFG_CONNECTION_STRING,
+                              "Endpoint=sb://n/;SharedAccessKeyName=k;SharedAccessKey=v",
+                              SW_SRC_CODE, &err));
+    assert_true(sw_config_set(cfg, SW_CFG_PREFETCH, "77", SW_SRC_CODE, &err));
+    assert_true(sw_config_set(cfg, SW_CFG_OWNER_LEVEL, "5", SW_SRC_CODE, &err));
+    assert_true(sw_config_set(cfg, SW_CFG_RECONNECT_BACKOFF_MIN, "250ms", SW_SRC_CODE, &err));
+    assert_true(sw_config_set(cfg, SW_CFG_START_POSITION, "latest", SW_SRC_CODE, &err));
+    assert_true(sw_config_set(cfg, SW_CFG_TLS, "on", SW_SRC_CODE, &err));
+    assert_true(sw_amqp_options_from_config(cfg, &o, &pos, &err));
+    assert_int_equal(o.prefetch, 77);
+    assert_true(o.owner_level == 5);
+    assert_true(o.backoff_min_us == 250000);
+    assert_true(o.sas_token_lifetime_us == 3600 * SW_US_PER_SEC);
+    assert_string_equal(o.consumer_group, "$Default");
+    assert_int_equal(o.tls, SW_AMQP_TLS_ON);
+    assert_int_equal(pos.kind, SW_AMQP_START_LATEST);
+    assert_true(sw_config_set(cfg, SW_CFG_START_POSITION, "last tuesday", SW_SRC_CODE, &err));
+    assert_false(sw_amqp_options_from_config(cfg, &o, &pos, &err));
+    assert_non_null(strstr(err.msg, "start_position"));
+    assert_true(sw_config_set(cfg, SW_CFG_START_POSITION, "earliest", SW_SRC_CODE, &err));
+    assert_true(sw_config_set(cfg, SW_CFG_RECONNECT_BACKOFF_MAX, "100ms", SW_SRC_CODE, &err));
+    assert_false(sw_amqp_options_from_config(cfg, &o, &pos, &err));
+    assert_non_null(strstr(err.msg, "reconnect_backoff_max"));
+    assert_false(sw_config_set(cfg, SW_CFG_PREFETCH, "0", SW_SRC_CODE, &err));
+    sw_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_sas_uri_encode),
         cmocka_unit_test(test_sas_providers),
         cmocka_unit_test(test_positions),
+        cmocka_unit_test(test_options_from_settings),
         cmocka_unit_test(test_decode_annotations_and_data),
         cmocka_unit_test(test_decode_value_and_multi_data),
     };
