@@ -4,7 +4,10 @@
  * Offline processing: NDJSON message bodies go through decode -> rescan
  * windows -> state exactly as events of one partition ("offline") would:
  * offset = line number (counted across the files in order), event time = the
- * record's scan time. Every state_batch_events lines are one atomic commit
+ * record's scan time, kept monotonic like a hub's enqueued time: an event's
+ * time is the highest scan time seen so far in the input (a record whose scan
+ * time lags behind does not pull event time back, so a straggling scan still
+ * groups into one window instead of being closed record by record by rule b). Every state_batch_events lines are one atomic commit
  * with the checkpoint; at end of input every open window closes (rule d).
  * A second run resumes after the checkpoint, so running again on the same
  * input, or on a prefix and then the whole input, never writes a diff record
@@ -34,7 +37,7 @@ typedef struct proc {
     sw_buf repo;
     char offset[32];
     uint64_t lineno;
-    sw_time_us event_time; /* max scan time of the current line's findings */
+    sw_time_us event_time; /* highest scan time seen so far: the partition's clock */
     sw_err err;
     bool failed;
     uint64_t lines, resumed_skip, bad, findings;
@@ -51,7 +54,10 @@ static bool on_finding(void *ctx, const sw_finding *f)
     }
     sw_buf_printf(&p->repo, "%s/%s", f->registry != NULL ? f->registry : "",
                   f->repository != NULL ? f->repository : "");
-    sw_state_pos pos = {SW_PROCESS_PARTITION, p->offset, (int64_t)p->lineno, f->scan_time};
+    if (p->event_time == SW_TIME_UNSET || f->scan_time > p->event_time) {
+        p->event_time = f->scan_time;
+    }
+    sw_state_pos pos = {SW_PROCESS_PARTITION, p->offset, (int64_t)p->lineno, p->event_time};
     sw_state_record r = {0};
     r.image = f->image;
     r.repository = p->repo.data;
@@ -67,9 +73,6 @@ static bool on_finding(void *ctx, const sw_finding *f)
     if (!sw_state_engine_add(p->eng, &pos, &r, &p->err)) {
         p->failed = true;
         return false;
-    }
-    if (p->event_time == SW_TIME_UNSET || f->scan_time > p->event_time) {
-        p->event_time = f->scan_time;
     }
     p->findings++;
     return true;
@@ -122,7 +125,7 @@ static bool dead_letter(proc *p, const char *reason, const char *msg, const void
 {
     char text[SW_ERR_MSG_MAX + 64];
     snprintf(text, sizeof text, "%s: %s", reason, msg);
-    sw_state_pos pos = {SW_PROCESS_PARTITION, p->offset, (int64_t)p->lineno, SW_TIME_UNSET};
+    sw_state_pos pos = {SW_PROCESS_PARTITION, p->offset, (int64_t)p->lineno, p->event_time};
     p->bad++;
     SW_LOG(SW_LOG_WARN, "bad event", SW_LF_STR("partition", SW_PROCESS_PARTITION),
            SW_LF_STR("offset", p->offset), SW_LF_STR("reason", reason), SW_LF_STR("error", msg));
@@ -134,7 +137,6 @@ static bool process_line(proc *p, const char *line, size_t len, size_t full, lin
                          size_t max)
 {
     snprintf(p->offset, sizeof p->offset, "%" PRIu64, p->lineno);
-    p->event_time = SW_TIME_UNSET;
     if (ls == LINE_TOO_LONG) {
         char msg[128];
         snprintf(msg, sizeof msg, "body of %zu bytes exceeds max_message_size (%zu)", full, max);
@@ -268,6 +270,7 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv)
     memset(&p, 0, sizeof p);
     sw_buf_init(&p.json, 0);
     sw_buf_init(&p.repo, 0);
+    p.event_time = SW_TIME_UNSET;
     sw_decode_opts dopts;
     sw_decode_opts_from_config(&dopts, cfg);
     p.eng = sw_state_engine_new(st, &eo, &err);
@@ -299,6 +302,8 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv)
             goto out;
         }
         resume_after = v;
+        /* The partition clock continues where the checkpoint left it. */
+        p.event_time = cp.max_event_time;
     }
     size_t batch = (size_t)sw_cfg_int(cfg, SW_CFG_STATE_BATCH_EVENTS);
     for (int i = 0; i < n_files && rc == SW_EXIT_OK; i++) {

@@ -107,3 +107,21 @@ const char *sw_dec_str(sw_dec *d)
     }
     return s;
 }
+
+void sw_enc_image_hash(sw_buf *b, const char *image)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *c = image; *c != '\0'; c++) {
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    }
+    unsigned char be[8];
+    sw_enc_be64(be, h);
+    sw_buf_append(b, be, 8);
+}
+
+void sw_key_set_prefix(sw_buf *b, const char *image)
+{
+    sw_buf_reset(b);
+    sw_enc_image_hash(b, image);
+    sw_buf_append(b, image, strlen(image) + 1);
+}

@@ -25,6 +25,16 @@ void sw_enc_str(sw_buf *b, const char *s);
 void sw_enc_be64(unsigned char out[8], uint64_t v);
 uint64_t sw_dec_be64(const unsigned char in[8]);
 
+/*
+ * Per-image key prefixes start with 8 bytes of a hash of the image key, so
+ * that a fixed-length prefix bloom filter lets a prefix seek skip SST files
+ * that hold nothing of that image.
+ */
+#define SW_KEY_HASH_LEN 8
+void sw_enc_image_hash(sw_buf *b, const char *image);
+/* The sets CF prefix of an image: hash8 image '\0' (replaces b's content). */
+void sw_key_set_prefix(sw_buf *b, const char *image);
+
 typedef struct sw_dec {
     const unsigned char *p;
     const unsigned char *end;

@@ -31,4 +31,5 @@ void sw_state_engine_opts_from_config(sw_state_engine_opts *o, const sw_config *
                                                                            : SW_DIFF_BASIS_DIGEST;
     o->diff_log = sw_cfg_str(cfg, SW_CFG_DIFF_LOG);
     o->max_window_records = (size_t)sw_cfg_int(cfg, SW_CFG_MAX_WINDOW_RECORDS);
+    o->window_cache_bytes = (size_t)sw_cfg_int(cfg, SW_CFG_STATE_WINDOW_CACHE);
 }

@@ -35,6 +35,10 @@ struct win {
     char *repository;
     sw_time_us min_scan, max_scan, last_event, last_wall, T;
     uint64_t n_records, n_committed;
+    /* RAM copy of the records: all of them while `retain` (so applying
+     * needs no read of the windows column family), else only those not yet
+     * committed (index n_committed on). */
+    bool retain;
     bool all_snapshot, has_clean, capped, meta_committed;
     size_t n_tags;
     char *tags[SW_WIN_MAX_TAGS];
@@ -68,6 +72,7 @@ struct sw_state_engine {
     size_t n_parts, cap_parts;
     sw_time_us max_event;
     size_t pending_events;
+    size_t ram_bytes; /* record copies held in RAM (bounded by window_cache_bytes) */
     bool outbox_dirty;
     uint64_t outbox_next;
     /* diff_log */
@@ -306,11 +311,17 @@ static void dirty_unlink(sw_state_engine *e, struct win *w)
     w->dirty_prev = w->dirty_next = NULL;
 }
 
-static void free_precs(struct win *w)
+static size_t prec_size(const struct prec *p)
+{
+    return sizeof *p + p->json_len + 1 + (p->key != NULL ? strlen(p->key) + 1 : 0);
+}
+
+static void free_precs(struct win *w, size_t *ram_bytes)
 {
     struct prec *p = w->ph;
     while (p != NULL) {
         struct prec *next = p->next;
+        *ram_bytes -= prec_size(p);
         free(p->key);
         free(p->json);
         free(p);
@@ -319,12 +330,12 @@ static void free_precs(struct win *w)
     w->ph = w->pt = NULL;
 }
 
-static void win_free(struct win *w)
+static void win_free(struct win *w, size_t *ram_bytes)
 {
     if (w == NULL) {
         return;
     }
-    free_precs(w);
+    free_precs(w, ram_bytes);
     free(w->image);
     free(w->repository);
     for (size_t i = 0; i < w->n_tags; i++) {
@@ -360,7 +371,7 @@ static void win_drop(sw_state_engine *e, struct win *w)
     heap_remove(e, w);
     lru_unlink(e, w);
     dirty_unlink(e, w);
-    win_free(w);
+    win_free(w, &e->ram_bytes);
 }
 
 static void win_add_tags(struct win *w, const char *const *tags, size_t n)
@@ -504,19 +515,26 @@ static int dec_cmp(const void *a, const void *b)
  * leaves one decider per key, sorted by key. */
 static bool gather_window(sw_state_engine *e, struct win *w, struct gather *g, sw_err *err)
 {
-    if (w->n_committed > 0) {
+    if (w->retain) {
+        /* Every record is in RAM: delete the durable copies blindly. */
+        for (uint64_t i = 0; i < w->n_committed; i++) {
+            sw_win_rec_key(&e->k, w->image, i);
+            del(e, SW_CF_WINDOWS, e->k.data, e->k.len);
+        }
+    } else if (w->n_committed > 0) {
         sw_win_rec_prefix(&e->k, w->image);
         size_t plen = e->k.len;
-        rocksdb_iterator_t *it =
-            rocksdb_create_iterator_cf(e->st->db, e->st->ro, e->st->cf[SW_CF_WINDOWS]);
-        for (rocksdb_iter_seek(it, e->k.data, plen); rocksdb_iter_valid(it);
-             rocksdb_iter_next(it)) {
+        sw_state_piter pi;
+        if (!sw_state_prefix_iter(e->st, SW_CF_WINDOWS, NULL, e->k.data, plen, &pi)) {
+            return sw_err_set(err, SW_E_NOMEM, "window scan");
+        }
+        for (; rocksdb_iter_valid(pi.it); rocksdb_iter_next(pi.it)) {
             size_t kl, vl;
-            const char *k = rocksdb_iter_key(it, &kl);
+            const char *k = rocksdb_iter_key(pi.it, &kl);
             if (kl != plen + 8 || memcmp(k, e->k.data, plen) != 0) {
                 break;
             }
-            const char *v = rocksdb_iter_value(it, &vl);
+            const char *v = rocksdb_iter_value(pi.it, &vl);
             sw_win_rec r;
             if (sw_win_rec_decode(v, vl, &r) && r.key != NULL) {
                 gather_add(g, r.key, r.json, r.json_len, r.scan_time,
@@ -524,14 +542,11 @@ static bool gather_window(sw_state_engine *e, struct win *w, struct gather *g, s
             }
             del(e, SW_CF_WINDOWS, k, kl);
         }
-        char *rerr = NULL;
-        rocksdb_iter_get_error(it, &rerr);
-        rocksdb_iter_destroy(it);
-        if (!sw_state_rerr(rerr, err, "window scan")) {
+        if (!sw_state_prefix_iter_free(&pi, err)) {
             return false;
         }
     }
-    uint64_t idx = w->n_committed;
+    uint64_t idx = w->retain ? 0 : w->n_committed;
     for (struct prec *p = w->ph; p != NULL; p = p->next, idx++) {
         if (p->key != NULL) {
             gather_add(g, p->key, p->json, p->json_len, p->scan_time, idx, p->resolved);
@@ -564,8 +579,7 @@ struct diff {
 
 static void set_key(sw_buf *k, const char *image, const char *key, size_t klen)
 {
-    sw_buf_reset(k);
-    sw_buf_append(k, image, strlen(image) + 1);
+    sw_key_set_prefix(k, image);
     sw_buf_append(k, key, klen);
 }
 
@@ -601,17 +615,19 @@ static void note_resolved(struct diff *d, const char *key, size_t klen)
  * window's deciders (sorted) and writes the target image's new set.
  */
 static bool merge_sets(sw_state_engine *e, const char *base, const char *target,
-                       const struct gather *g, bool full, sw_time_us now_scan, struct diff *d,
-                       sw_err *err)
+                       const struct gather *g, bool full, sw_time_us now_scan, bool base_empty,
+                       struct diff *d, sw_err *err)
 {
     bool copy_all = strcmp(base, target) != 0;
     sw_buf prefix = SW_BUF_INIT;
     sw_buf_init(&prefix, 0);
-    sw_buf_append(&prefix, base, strlen(base) + 1);
-    rocksdb_iterator_t *bit =
-        rocksdb_create_iterator_cf(e->st->db, e->st->ro, e->st->cf[SW_CF_SETS]);
-    rocksdb_iterator_t *it =
-        rocksdb_writebatch_wi_create_iterator_with_base_cf(e->wb, bit, e->st->cf[SW_CF_SETS]);
+    sw_key_set_prefix(&prefix, base);
+    sw_state_piter pi;
+    if (!sw_state_prefix_iter(e->st, SW_CF_SETS, e->wb, prefix.data, prefix.len, &pi)) {
+        sw_buf_free(&prefix);
+        return sw_err_set(err, SW_E_NOMEM, "set scan");
+    }
+    rocksdb_iterator_t *it = pi.it;
     size_t gi = 0;
     /* Collect the base entries first: writing to the batch while its
      * iterator is open is not allowed. */
@@ -623,8 +639,7 @@ static bool merge_sets(sw_state_engine *e, const char *base, const char *target,
     sw_buf arena = SW_BUF_INIT;
     sw_buf_init(&arena, 0);
     bool oom = false;
-    for (rocksdb_iter_seek(it, prefix.data, prefix.len); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
+    for (; !base_empty && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl, vl;
         const char *k = rocksdb_iter_key(it, &kl);
         if (kl < prefix.len || memcmp(k, prefix.data, prefix.len) != 0) {
@@ -654,11 +669,9 @@ static bool merge_sets(sw_state_engine *e, const char *base, const char *target,
         se[n_se].first = first;
         n_se++;
     }
-    char *rerr = NULL;
-    rocksdb_iter_get_error(it, &rerr);
-    rocksdb_iter_destroy(it);
+    bool scanned = sw_state_prefix_iter_free(&pi, err);
     sw_buf_free(&prefix);
-    if (!sw_state_rerr(rerr, err, "set scan") || oom || arena.failed) {
+    if (!scanned || oom || arena.failed) {
         if (sw_err_ok(err)) {
             sw_err_set(err, SW_E_NOMEM, "set of %s", base);
         }
@@ -878,8 +891,10 @@ static bool apply_window(sw_state_engine *e, struct win *w, sw_err *err)
     }
     bool full = window_full(e, w);
     if (ok) {
-        ok =
-            merge_sets(e, base != NULL ? base : w->image, w->image, &g, full, w->max_scan, &d, err);
+        /* Never applied and no tag base: S is empty, skip the read. */
+        bool base_empty = base == NULL && w->T == SW_TIME_UNSET;
+        ok = merge_sets(e, base != NULL ? base : w->image, w->image, &g, full, w->max_scan,
+                        base_empty, &d, err);
     }
     if (ok) {
         ok = write_image(e, w, &d, err);
@@ -930,8 +945,9 @@ static struct win *open_window(sw_state_engine *e, const sw_state_record *r, sw_
     w->min_scan = w->max_scan = r->scan_time;
     w->last_event = SW_TIME_UNSET;
     w->all_snapshot = true;
+    w->retain = true;
     if (w->image == NULL || (r->repository != NULL && w->repository == NULL) || !win_insert(e, w)) {
-        win_free(w);
+        win_free(w, &e->ram_bytes);
         return NULL;
     }
     e->stats.windows_opened++;
@@ -973,6 +989,7 @@ static bool join_window(sw_state_engine *e, struct win *w, const sw_state_pos *p
         memcpy(p->json, r->finding_json, r->finding_len);
     }
     p->json[r->finding_len] = '\0';
+    e->ram_bytes += prec_size(p);
     if (w->pt != NULL) {
         w->pt->next = p;
     } else {
@@ -1164,8 +1181,11 @@ void sw_state_engine_get_stats(const sw_state_engine *e, sw_state_engine_stats *
 
 static bool stage_window(sw_state_engine *e, struct win *w, sw_err *err)
 {
-    uint64_t idx = w->n_committed;
+    uint64_t idx = w->retain ? 0 : w->n_committed;
     for (struct prec *p = w->ph; p != NULL; p = p->next, idx++) {
+        if (idx < w->n_committed) {
+            continue; /* durable since an earlier commit */
+        }
         sw_win_rec r = {p->scan_time, p->resolved, p->snapshot, p->clean,
                         p->key,       p->json,     p->json_len};
         sw_win_rec_key(&e->k, w->image, idx);
@@ -1253,7 +1273,10 @@ bool sw_state_engine_commit(sw_state_engine *e, sw_err *err)
     /* The batch is durable: only now may its effects be forgotten in RAM. */
     while (e->dirty_head != NULL) {
         struct win *w = e->dirty_head;
-        free_precs(w);
+        if (!w->retain || e->ram_bytes > e->o.window_cache_bytes) {
+            free_precs(w, &e->ram_bytes);
+            w->retain = false;
+        }
         w->n_committed = w->n_records;
         w->meta_committed = true;
         dirty_unlink(e, w);
@@ -1307,7 +1330,7 @@ static bool load_window_cb(void *ctx, const char *k, size_t kl, const char *v, s
     w->last_offset = dupstr(m.last_offset);
     win_add_tags(w, m.tags, m.n_tags);
     if (w->image == NULL || !win_insert(e, w)) {
-        win_free(w);
+        win_free(w, &e->ram_bytes);
         return false;
     }
     return true;
@@ -1416,6 +1439,7 @@ sw_state_engine *sw_state_engine_new(sw_state *st, const sw_state_engine_opts *o
     if (e->o.max_window_records == 0) {
         e->o.max_window_records = 100000;
     }
+
     e->max_event = SW_TIME_UNSET;
     sw_buf_init(&e->k, 0);
     sw_buf_init(&e->v, 0);
@@ -1458,7 +1482,7 @@ void sw_state_engine_free(sw_state_engine *e)
         return;
     }
     for (size_t i = 0; i < e->heap_n; i++) {
-        win_free(e->heap[i]);
+        win_free(e->heap[i], &e->ram_bytes);
     }
     free(e->heap);
     free(e->tab);
@@ -1567,8 +1591,8 @@ bool sw_state_engine_sweep(sw_state_engine *e, sw_time_us now, int64_t ttl_us, u
     for (size_t i = 0; ok && i < s.n; i++) {
         rocksdb_writebatch_delete_cf(s.wb, e->st->cf[SW_CF_IMAGES], s.dropped[i],
                                      strlen(s.dropped[i]));
-        ok = sw_state_scan(e->st, SW_CF_SETS, s.dropped[i], strlen(s.dropped[i]) + 1, sweep_set_cb,
-                           &s, err);
+        sw_key_set_prefix(&e->k, s.dropped[i]);
+        ok = sw_state_scan(e->st, SW_CF_SETS, e->k.data, e->k.len, sweep_set_cb, &s, err);
     }
     if (ok && s.n > 0) {
         ok = sw_state_scan(e->st, SW_CF_TAGS, NULL, 0, sweep_tag_cb, &s, err) && !s.oom;

@@ -136,8 +136,14 @@ static bool set_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
 
 bool sw_state_set_iter(sw_state *st, const char *image, sw_state_set_fn fn, void *ctx, sw_err *err)
 {
-    struct set_iter si = {strlen(image) + 1, fn, ctx};
-    return sw_state_scan(st, SW_CF_SETS, image, strlen(image) + 1, set_cb, &si, err);
+    sw_buf prefix;
+    sw_buf_init(&prefix, 0);
+    sw_key_set_prefix(&prefix, image);
+    struct set_iter si = {prefix.len, fn, ctx};
+    bool ok = sw_buf_check(&prefix, err) &&
+              sw_state_scan(st, SW_CF_SETS, prefix.data, prefix.len, set_cb, &si, err);
+    sw_buf_free(&prefix);
+    return ok;
 }
 
 struct win_iter {

@@ -166,9 +166,17 @@ static bool list_unknown_cfs(const char *dir, rocksdb_options_t *o, char ***name
     return true;
 }
 
+/* Fixed prefix length of the per-image keys of a column family (0: none):
+ * sets: hash8; windows: 'R' hash8. Seeks at least this long use the prefix
+ * bloom filters; shorter ones read in total order. */
+static size_t cf_prefix_len(sw_cf cf)
+{
+    return cf == SW_CF_SETS ? SW_KEY_HASH_LEN : (cf == SW_CF_WINDOWS ? SW_KEY_HASH_LEN + 1 : 0);
+}
+
 static void tune_options(sw_state *st, const sw_state_opts *o)
 {
-    size_t cache = o->block_cache_bytes > 0 ? o->block_cache_bytes : (size_t)8 << 20;
+    size_t cache = o->block_cache_bytes > 0 ? o->block_cache_bytes : (size_t)32 << 20;
     size_t wbuf = o->write_buffer_bytes > 0 ? o->write_buffer_bytes : (size_t)8 << 20;
     st->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(st->opts, !o->read_only);
@@ -179,6 +187,10 @@ static void tune_options(sw_state *st, const sw_state_opts *o)
     rocksdb_options_set_compression(st->opts, rocksdb_lz4_compression);
     rocksdb_options_set_max_open_files(st->opts, 256);
     rocksdb_options_set_keep_log_file_num(st->opts, 3);
+    /* Small column families (checkpoints, meta, images) would otherwise pin
+     * every WAL file until they flush on their own: bound the WAL so RocksDB
+     * flushes them and deletes old logs. */
+    rocksdb_options_set_max_total_wal_size(st->opts, 4 * wbuf);
     /* Bounded memory: index and filter blocks live in the block cache, so
      * memory does not grow with the number of SST files. */
     st->cache = rocksdb_cache_create_lru(cache);
@@ -186,8 +198,30 @@ static void tune_options(sw_state *st, const sw_state_opts *o)
     rocksdb_block_based_options_set_block_cache(st->bbto, st->cache);
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->bbto, 1);
     rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(st->bbto, 1);
-    rocksdb_block_based_options_set_filter_policy(st->bbto, rocksdb_filterpolicy_create_bloom(10));
+    /* Partitioned index and filters: the cache holds small partitions
+     * instead of one multi-megabyte index block per file, so a block cache
+     * of a few MiB does not thrash (and decompress) whole indexes. */
+    rocksdb_block_based_options_set_index_type(
+        st->bbto, rocksdb_block_based_table_index_type_two_level_index_search);
+    rocksdb_block_based_options_set_partition_filters(st->bbto, 1);
+    rocksdb_block_based_options_set_metadata_block_size(st->bbto, 4096);
+    rocksdb_block_based_options_set_filter_policy(st->bbto,
+                                                  rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(st->opts, st->bbto);
+    for (int cf = 0; cf < SW_CF_COUNT; cf++) {
+        size_t plen = cf_prefix_len((sw_cf)cf);
+        if (plen > 0) {
+            st->cf_opts[cf] = rocksdb_options_create_copy(st->opts);
+            rocksdb_options_set_prefix_extractor(st->cf_opts[cf],
+                                                 rocksdb_slicetransform_create_fixed_prefix(plen));
+            rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[cf], 0.05);
+            if (cf == SW_CF_WINDOWS) {
+                /* Short-lived records, mostly deleted before they reach a
+                 * compaction: compressing them is wasted work. */
+                rocksdb_options_set_compression(st->cf_opts[cf], rocksdb_no_compression);
+            }
+        }
+    }
 }
 
 sw_state *sw_state_open(const sw_state_opts *o, sw_err *err)
@@ -239,7 +273,7 @@ sw_state *sw_state_open(const sw_state_opts *o, sw_err *err)
     }
     for (size_t i = 0; i < total; i++) {
         names[i] = i < SW_CF_COUNT ? cf_names[i] : unknown[i - SW_CF_COUNT];
-        cfo[i] = st->opts;
+        cfo[i] = i < SW_CF_COUNT && st->cf_opts[i] != NULL ? st->cf_opts[i] : st->opts;
     }
     char *rerr = NULL;
     if (o->read_only) {
@@ -265,7 +299,7 @@ sw_state *sw_state_open(const sw_state_opts *o, sw_err *err)
             rocksdb_column_family_handle_destroy(handles[SW_CF_COUNT + i]);
         }
     }
-    if (!check_schema(st, !exists && !o->read_only, err)) {
+    if (!check_schema(st, !o->read_only, err)) {
         goto fail;
     }
     load_counters(st);
@@ -318,6 +352,11 @@ void sw_state_close(sw_state *st)
     if (st->opts != NULL) {
         rocksdb_options_destroy(st->opts);
     }
+    for (int i = 0; i < SW_CF_COUNT; i++) {
+        if (st->cf_opts[i] != NULL) {
+            rocksdb_options_destroy(st->cf_opts[i]);
+        }
+    }
     if (st->bbto != NULL) {
         rocksdb_block_based_options_destroy(st->bbto);
     }
@@ -330,30 +369,78 @@ void sw_state_close(sw_state *st)
 
 /* ---- generic scan ---- */
 
+bool sw_state_prefix_iter(sw_state *st, sw_cf cf, rocksdb_writebatch_wi_t *wb, const void *prefix,
+                          size_t plen, sw_state_piter *pi)
+{
+    memset(pi, 0, sizeof *pi);
+    pi->ro = rocksdb_readoptions_create();
+    if (plen < cf_prefix_len(cf)) {
+        rocksdb_readoptions_set_total_order_seek(pi->ro, 1);
+    }
+    size_t blen = plen;
+    if (plen > 0) {
+        pi->bound = malloc(plen);
+        if (pi->bound == NULL) {
+            rocksdb_readoptions_destroy(pi->ro);
+            pi->ro = NULL;
+            return false;
+        }
+        memcpy(pi->bound, prefix, plen);
+        /* The successor: bump the last byte below 0xff, drop what follows. */
+        while (blen > 0 && (unsigned char)pi->bound[blen - 1] == 0xff) {
+            blen--;
+        }
+        if (blen > 0) {
+            pi->bound[blen - 1]++;
+            rocksdb_readoptions_set_iterate_upper_bound(pi->ro, pi->bound, blen);
+        }
+    }
+    pi->it = rocksdb_create_iterator_cf(st->db, pi->ro, st->cf[cf]);
+    if (wb != NULL) {
+        pi->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(wb, pi->it, st->cf[cf]);
+    }
+    if (plen > 0) {
+        rocksdb_iter_seek(pi->it, prefix, plen);
+    } else {
+        rocksdb_iter_seek_to_first(pi->it);
+    }
+    return true;
+}
+
+bool sw_state_prefix_iter_free(sw_state_piter *pi, sw_err *err)
+{
+    char *rerr = NULL;
+    if (pi->it != NULL) {
+        rocksdb_iter_get_error(pi->it, &rerr);
+        rocksdb_iter_destroy(pi->it);
+    }
+    if (pi->ro != NULL) {
+        rocksdb_readoptions_destroy(pi->ro);
+    }
+    free(pi->bound);
+    memset(pi, 0, sizeof *pi);
+    return sw_state_rerr(rerr, err, "scan");
+}
+
 bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_state_raw_fn fn,
                    void *ctx, sw_err *err)
 {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[cf]);
-    if (plen > 0) {
-        rocksdb_iter_seek(it, prefix, plen);
-    } else {
-        rocksdb_iter_seek_to_first(it);
+    sw_state_piter pi;
+    if (!sw_state_prefix_iter(st, cf, NULL, prefix, plen, &pi)) {
+        return sw_err_set(err, SW_E_NOMEM, "scan");
     }
-    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    for (; rocksdb_iter_valid(pi.it); rocksdb_iter_next(pi.it)) {
         size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
+        const char *k = rocksdb_iter_key(pi.it, &kl);
         if (kl < plen || memcmp(k, prefix, plen) != 0) {
             break;
         }
-        const char *v = rocksdb_iter_value(it, &vl);
+        const char *v = rocksdb_iter_value(pi.it, &vl);
         if (!fn(ctx, k, kl, v, vl)) {
             break;
         }
     }
-    char *rerr = NULL;
-    rocksdb_iter_get_error(it, &rerr);
-    rocksdb_iter_destroy(it);
-    return sw_state_rerr(rerr, err, "scan");
+    return sw_state_prefix_iter_free(&pi, err);
 }
 
 /* ---- checkpoints ---- */

@@ -31,6 +31,7 @@ typedef enum {
 struct sw_state {
     rocksdb_t *db;
     rocksdb_options_t *opts;
+    rocksdb_options_t *cf_opts[SW_CF_COUNT]; /* column families with a prefix extractor */
     rocksdb_block_based_table_options_t *bbto;
     rocksdb_cache_t *cache;
     rocksdb_column_family_handle_t *cf[SW_CF_COUNT];
@@ -57,6 +58,22 @@ uint64_t sw_state_reserve_dead_letter(sw_state *st);
 /* Encodes a dead-letter value (bounded) into out. */
 void sw_state_encode_dead_letter(const sw_state *st, const sw_state_dead_letter *dl, sw_time_us now,
                                  sw_buf *out);
+/*
+ * An iterator over cf bounded to keys starting with prefix (iterate_upper_bound
+ * = the prefix's successor), so a scan stops at the prefix end instead of
+ * stepping over the tombstones of other images' deleted keys. The iterator
+ * is positioned at the first key. Free with sw_state_prefix_iter_free.
+ * With wb != NULL the iterator also sees that WriteBatchWithIndex.
+ */
+typedef struct sw_state_piter {
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ro;
+    char *bound;
+} sw_state_piter;
+bool sw_state_prefix_iter(sw_state *st, sw_cf cf, rocksdb_writebatch_wi_t *wb, const void *prefix,
+                          size_t plen, sw_state_piter *pi);
+/* Frees the iterator; returns false (with err) if it had failed. */
+bool sw_state_prefix_iter_free(sw_state_piter *pi, sw_err *err);
 /* Iterates keys of cf starting with prefix; fn returns false to stop. */
 typedef bool (*sw_state_raw_fn)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
 bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_state_raw_fn fn,

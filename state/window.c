@@ -15,6 +15,7 @@ void sw_win_rec_prefix(sw_buf *out, const char *image)
 {
     sw_buf_reset(out);
     sw_buf_append_char(out, SW_WIN_REC);
+    sw_enc_image_hash(out, image);
     sw_buf_append(out, image, strlen(image) + 1);
 }
 

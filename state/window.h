@@ -2,7 +2,7 @@
  * Durable layout of open rescan windows in the "windows" column family
  * (internal to state/):
  *   'M' image            -> window meta (times, counts, flags, tags, positions)
- *   'R' image '\0' be64  -> one pending record, by arrival index in the window
+ *   'R' hash8 image '\0' be64 -> one pending record, by arrival index
  * Keeping meta and records under distinct leading bytes lets a restart load
  * every open window by scanning only the 'M' range.
  *

@@ -7,3 +7,9 @@ sw_add_unit_test(test_state_engine SOURCES unit/test_state_engine.c unit/state_t
   LIBS sw_state PkgConfig::CJSON)
 sw_add_unit_test(test_state_property SOURCES unit/test_state_property.c unit/state_test_util.c
   LIBS sw_state PkgConfig::CJSON)
+
+# SIGKILL at 24 random points of a large input (integration: starts processes).
+add_test(NAME state_crash
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/state_crash.sh $<TARGET_FILE:scanwatch>
+          $<TARGET_FILE:sw-gen> ${CMAKE_CURRENT_BINARY_DIR}/state_crash.work 24)
+set_tests_properties(state_crash PROPERTIES LABELS integration TIMEOUT 600)

@@ -65,6 +65,10 @@ typedef struct sw_state_engine_opts {
      * non-full window (a cut scan must not resolve what it did not see),
      * and the next record opens a new window. 0 = 100000. */
     size_t max_window_records;
+    /* state_window_cache: RAM kept for copies of open windows' durable
+     * records, so applying a window reads nothing back; windows beyond it
+     * are read from RocksDB at apply. 0 = no copies. */
+    size_t window_cache_bytes;
     /* diff_log: NULL or "" = off, "-" = stdout, else a file opened for
      * append. Lines are written after the batch that holds their outbox
      * entries is durable; for a file, lines a crash left unwritten are

@@ -35,8 +35,8 @@ static void test_precedence(void **state)
 
     char cfgflag[64];
     snprintf(cfgflag, sizeof cfgflag, "--config=%s", path);
-    char *argv[] = {"scanwatch", cfgflag, "--scan-quiet", "90s", "input.ndjson", "--unknown-x",
-                    NULL};
+    char *argv[] = {"scanwatch",   cfgflag, "--scan-quiet", "90s", "input.ndjson",
+                    "--unknown-x", NULL};
     char *envp[] = {"SCANWATCH_SCAN_QUIET=2m", "SCANWATCH_FIRST_SCAN=notify", "PATH=/bin", NULL};
     char *rest[8];
     int nrest = 0;
@@ -44,7 +44,7 @@ static void test_precedence(void **state)
     sw_config *cfg = sw_config_new();
     assert_true(sw_config_load(cfg, 6, argv, envp, rest, &nrest, &err));
     assert_int_equal(sw_cfg_int(cfg, SW_CFG_SCAN_QUIET), 90 * SW_US_PER_SEC); /* flag */
-    assert_string_equal(sw_cfg_str(cfg, SW_CFG_FIRST_SCAN), "notify");       /* env */
+    assert_string_equal(sw_cfg_str(cfg, SW_CFG_FIRST_SCAN), "notify");        /* env */
     assert_string_equal(sw_cfg_str(cfg, SW_CFG_DIFF_BASIS), "tag");           /* file */
     assert_int_equal(sw_cfg_source(cfg, SW_CFG_DIFF_BASIS), SW_SRC_FILE);
     assert_int_equal(nrest, 2);

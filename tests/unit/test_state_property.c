@@ -338,6 +338,10 @@ static void run_seed(uint64_t seed)
     s.o.first_scan = m->baseline ? SW_FIRST_SCAN_BASELINE : SW_FIRST_SCAN_NOTIFY;
     s.o.baseline_until = SW_TIME_UNSET;
     s.o.max_window_records = m->cap;
+    /* Both ways of closing a window: from RAM copies, or read back (also a
+     * small cache that overflows mid-stream). */
+    int cache = rint_(3);
+    s.o.window_cache_bytes = cache == 0 ? 0 : (cache == 1 ? 4096 : (size_t)64 << 20);
     s_open(&s);
     size_t committed = 0; /* events up to here are durable */
     for (size_t j = 0; j < N_EV; j++) {
