@@ -432,7 +432,7 @@ bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_s
     for (; rocksdb_iter_valid(pi.it); rocksdb_iter_next(pi.it)) {
         size_t kl, vl;
         const char *k = rocksdb_iter_key(pi.it, &kl);
-        if (kl < plen || memcmp(k, prefix, plen) != 0) {
+        if (kl < plen || (plen > 0 && memcmp(k, prefix, plen) != 0)) {
             break;
         }
         const char *v = rocksdb_iter_value(pi.it, &vl);
