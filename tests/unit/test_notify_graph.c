@@ -588,6 +588,19 @@ static void test_oversize_request_413(void **state)
     assert_true(sw_graph_send(g, six, strlen(six), &res, &err));
     assert_int_equal(res.status, 400);
     assert_string_equal(res.code, "InvalidInternetMessageHeaderCollection");
+    sw_buf many;
+    sw_buf_init(&many, 0);
+    sw_buf_append_str(&many, "{\"message\":{\"subject\":\"s\",\"body\":{\"contentType\":"
+                             "\"HTML\",\"content\":\"c\"},\"toRecipients\":[");
+    for (int i = 0; i < 501; i++) {
+        sw_buf_printf(&many, "%s{\"emailAddress\":{\"address\":\"u%d@example.com\"}}", i ? "," : "",
+                      i);
+    }
+    sw_buf_append_str(&many, "]}}");
+    assert_true(sw_graph_send(g, many.data, many.len, &res, &err));
+    assert_int_equal(res.status, 400);
+    assert_string_equal(res.code, "ErrorTooManyRecipients");
+    sw_buf_free(&many);
     const char *norcpt = "{\"message\":{\"subject\":\"s\",\"body\":{\"contentType\":\"HTML\","
                          "\"content\":\"c\"}}}";
     assert_true(sw_graph_send(g, norcpt, strlen(norcpt), &res, &err));
@@ -841,6 +854,120 @@ static void test_sigkill_resends_at_most_in_flight(void **state)
     env_teardown(&e);
 }
 
+/* A title with markup arrives at Graph escaped. */
+static void test_script_title_arrives_escaped(void **state)
+{
+    (void)state;
+    struct env e;
+    env_setup(&e);
+    nt_fill_outbox(e.st, "contoso.azurecr.io", "app", 1, 2, "<script>alert('x')</script>");
+    drain(&e, false);
+    cJSON *mails = nt_fake_get(&e.f, "mails");
+    assert_int_equal(cJSON_GetArraySize(mails), 1);
+    const cJSON *msg = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(mails, 0), "request"), "message");
+    const char *html =
+        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "body"), "content"));
+    assert_null(strstr(html, "<script"));
+    assert_non_null(strstr(html, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; 0"));
+    cJSON_Delete(mails);
+    env_teardown(&e);
+}
+
+/* Runs scanwatch send-test-mail against the fake; returns its exit status, output in out. */
+static int send_test_mail(const nt_fake *f, const char *secret, const char *sender, char *out,
+                          size_t outsz)
+{
+    const char *bin = getenv("SW_SCANWATCH");
+    assert_non_null(bin);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 2);
+        }
+        const char *argv[] = {bin,
+                              "send-test-mail",
+                              "--to",
+                              "bob@example.com",
+                              "--mail-sender",
+                              sender,
+                              "--graph-base-url",
+                              f->base,
+                              "--authority-host",
+                              f->base,
+                              "--tenant-id",
+                              "test-tenant",
+                              "--client-id",
+                              "test-client",
+                              "--client-secret",
+                              secret,
+                              NULL};
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < outsz && (r = read(fds[0], out + len, outsz - len - 1)) > 0) {
+        len += (size_t)r;
+    }
+    out[len] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void expect_output(const char *out, const char *needle)
+{
+    if (strstr(out, needle) == NULL) {
+        fail_msg("send-test-mail output lacks '%s':\n%s", needle, out);
+    }
+}
+
+/* send-test-mail says what is wrong in plain words. */
+static void test_send_test_mail(void **state)
+{
+    (void)state;
+    nt_fake f;
+    start_fake(&f);
+    char out[8192];
+    assert_int_equal(send_test_mail(&f, "s3cret", "alerts@example.com", out, sizeof out), 0);
+    expect_output(out, "ok    permission: the token carries the Mail.Send application role");
+    expect_output(out, "ok    sendMail: Graph accepted the mail (202");
+    cJSON *stats = nt_fake_get(&f, "stats");
+    assert_int_equal(jint(stats, "mails"), 1);
+    cJSON_Delete(stats);
+
+    assert_int_equal(send_test_mail(&f, "wrong", "alerts@example.com", out, sizeof out), 1);
+    expect_output(out, "FAIL  token");
+    expect_output(out, "AADSTS7000215");
+    expect_output(out, "likely fix: the client secret is wrong");
+    assert_null(strstr(out, "wrong\n")); /* the secret is not echoed */
+
+    assert_int_equal(send_test_mail(&f, "s3cret", "nobody@example.com", out, sizeof out), 1);
+    expect_output(out, "FAIL  sendMail: HTTP 404 ErrorInvalidUser");
+    expect_output(out, "likely fix: mail_sender is not a user in this tenant");
+
+    nt_fake_post(&f, "config", "{\"deny_mail\":true}");
+    assert_int_equal(send_test_mail(&f, "s3cret", "alerts@example.com", out, sizeof out), 1);
+    expect_output(out, "FAIL  sendMail: HTTP 403 ErrorAccessDenied");
+    expect_output(out, "application access policy");
+
+    nt_fake_post(&f, "config", "{\"deny_mail\":false,\"roles\":[]}");
+    assert_int_equal(send_test_mail(&f, "s3cret", "alerts@example.com", out, sizeof out), 1);
+    expect_output(out, "FAIL  permission: the token has no Mail.Send application role");
+    expect_output(out, "grant admin consent");
+    nt_fake_stop(&f);
+}
+
 int main(void)
 {
     const char *src = getenv("SW_SOURCE_DIR");
@@ -867,6 +994,8 @@ int main(void)
         cmocka_unit_test(test_digest_mode),
         cmocka_unit_test(test_default_dir_sink),
         cmocka_unit_test(test_sigkill_resends_at_most_in_flight),
+        cmocka_unit_test(test_script_title_arrives_escaped),
+        cmocka_unit_test(test_send_test_mail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
