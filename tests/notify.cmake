@@ -17,3 +17,29 @@ if(SW_NODE)
 else()
   message(WARNING "node not found: the fake-Graph notification tests are not built")
 endif()
+
+# Fuzzing what the notifier parses (routes, outbox diff records -> rendering, Retry-After,
+# mail_sink). With -DSW_FUZZ=ON (and CC=clang) the libFuzzer target fuzz_notify:
+#   CC=clang cmake -S . -B build-fuzz -DSW_FUZZ=ON && cmake --build build-fuzz --target fuzz_notify
+#   build-fuzz/tests/fuzz_notify -max_len=65536 -max_total_time=600 NEW_DIR tests/fuzz/corpus/notify
+# Always: fuzz_notify_replay feeds every corpus file through the same target.
+set(SW_NOTIFY_FUZZ_SOURCES fuzz/fuzz_notify.c
+  ${PROJECT_SOURCE_DIR}/consumer/notify_route.c ${PROJECT_SOURCE_DIR}/consumer/notify_render.c
+  ${PROJECT_SOURCE_DIR}/consumer/notify_sink.c ${PROJECT_SOURCE_DIR}/consumer/notify_graph.c
+  ${PROJECT_SOURCE_DIR}/consumer/http_client.c ${PROJECT_SOURCE_DIR}/consumer/entra.c
+  ${PROJECT_SOURCE_DIR}/consumer/finding.c)
+if(SW_FUZZ)
+  add_executable(fuzz_notify ${SW_NOTIFY_FUZZ_SOURCES})
+  target_include_directories(fuzz_notify PRIVATE ${PROJECT_SOURCE_DIR}/include
+    ${PROJECT_SOURCE_DIR}/consumer)
+  target_compile_options(fuzz_notify PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_notify PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_notify PRIVATE sw_common PkgConfig::CJSON PkgConfig::CURL
+    PkgConfig::OPENSSL Threads::Threads)
+endif()
+add_executable(fuzz_notify_replay fuzz/fuzz_notify.c fuzz/fuzz_main.c)
+target_include_directories(fuzz_notify_replay PRIVATE ${PROJECT_SOURCE_DIR}/consumer)
+target_link_libraries(fuzz_notify_replay PRIVATE sw_notify sw_common PkgConfig::CJSON)
+add_test(NAME fuzz_notify_corpus COMMAND fuzz_notify_replay
+  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/notify)
+set_tests_properties(fuzz_notify_corpus PROPERTIES LABELS unit)
