@@ -9,6 +9,7 @@
 #include "scanwatch/notify.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,7 @@ struct sw_notifier {
     struct sender senders[MAX_THREADS];
     int n_threads;
     uint64_t next_seq;
+    uint64_t jitter; /* LCG state for backoff jitter */
     sw_notify_stats stats;
 };
 
@@ -88,7 +90,7 @@ static void remove_job(sw_notifier *n, struct job *j)
     job_free(j);
 }
 
-static int64_t backoff(const sw_notifier *n, const struct job *j, int64_t retry_after)
+static int64_t backoff(sw_notifier *n, const struct job *j, int64_t retry_after)
 {
     if (retry_after >= 0) {
         return retry_after < n->backoff_max ? retry_after : n->backoff_max;
@@ -101,7 +103,8 @@ static int64_t backoff(const sw_notifier *n, const struct job *j, int64_t retry_
         d = n->backoff_max;
     }
     /* Up to +25% jitter so that replicas do not retry in lockstep. */
-    return d + (int64_t)((double)d * 0.25 * ((double)rand() / RAND_MAX));
+    n->jitter = n->jitter * 6364136223846793005ULL + 1442695040888963407ULL; /* under mu */
+    return d + (int64_t)((double)d * 0.25 * (double)(n->jitter >> 11) / (double)(1ULL << 53));
 }
 
 static void timed_wait(sw_notifier *n, int64_t until_mono)
@@ -416,11 +419,17 @@ static bool collect_digest(void *ctx, const void *key, size_t klen, const void *
     c->items[c->n++] = item; /* NULL for a corrupt entry: skipped, still deleted */
     sw_buf_append(c->keys, &klen, sizeof klen);
     sw_buf_append(c->keys, key, klen);
-    if (klen >= 16) {
-        uint64_t seq = strtoull((const char *)key + klen - 16, NULL, 16);
-        if (c->n == 1 || seq < c->min_seq) {
-            c->min_seq = seq;
-        }
+    /* The key ends in the outbox sequence as 16 hex digits. */
+    uint64_t seq = 0;
+    bool hex = klen >= 16;
+    for (size_t i = klen >= 16 ? klen - 16 : klen; hex && i < klen; i++) {
+        char ch = ((const char *)key)[i];
+        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        hex = v >= 0;
+        seq = (seq << 4) | (uint64_t)(v & 15);
+    }
+    if (hex && (c->n == 1 || seq < c->min_seq)) {
+        c->min_seq = seq;
     }
     return !c->keys->failed;
 }
@@ -642,6 +651,7 @@ sw_notifier *sw_notify_new(const sw_config *cfg, sw_state *st, sw_err *err)
         return NULL;
     }
     n->st = st;
+    n->jitter = (uint64_t)sw_time_mono_us() ^ (uint64_t)(uintptr_t)n;
     pthread_mutex_init(&n->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -423,6 +423,14 @@ static void test_deliver_routes_exactly_once(void **state)
         }
     }
     cJSON_Delete(mails);
+    /* The token was asked for the Graph root configured (national clouds: their own root). */
+    cJSON *treqs = nt_fake_get(&e.f, "token-requests");
+    char scope[128];
+    snprintf(scope, sizeof scope, "%s/.default", e.f.base);
+    assert_string_equal(
+        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(treqs, 0), "scope")), scope);
+    assert_int_equal(cJSON_GetArraySize(treqs), 1); /* cached across 13 mails */
+    cJSON_Delete(treqs);
     /* Draining again sends nothing more. */
     drain(&e, false);
     cJSON *stats = nt_fake_get(&e.f, "stats");
@@ -854,6 +862,31 @@ static void test_sigkill_resends_at_most_in_flight(void **state)
     env_teardown(&e);
 }
 
+/* notify --follow delivers as diff records arrive and exits 0 on SIGTERM. */
+static void test_follow_sigterm(void **state)
+{
+    (void)state;
+    struct env e;
+    env_setup(&e);
+    nt_fill_outbox(e.st, "contoso.azurecr.io", "app", 2, 1, "t");
+    sw_state_close(e.st);
+    e.st = NULL;
+    pid_t pid = spawn_notify(&e, true);
+    int64_t deadline = sw_time_mono_us() + 20 * SW_US_PER_SEC;
+    while (stat_mails(&e.f, "mails") < 2 && sw_time_mono_us() < deadline) {
+        usleep(20 * 1000);
+    }
+    assert_int_equal(stat_mails(&e.f, "mails"), 2);
+    int64_t t0 = sw_time_mono_us();
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(sw_time_mono_us() - t0 < 5 * SW_US_PER_SEC);
+    env_teardown(&e);
+}
+
 /* A title with markup arrives at Graph escaped. */
 static void test_script_title_arrives_escaped(void **state)
 {
@@ -994,6 +1027,7 @@ int main(void)
         cmocka_unit_test(test_digest_mode),
         cmocka_unit_test(test_default_dir_sink),
         cmocka_unit_test(test_sigkill_resends_at_most_in_flight),
+        cmocka_unit_test(test_follow_sigterm),
         cmocka_unit_test(test_script_title_arrives_escaped),
         cmocka_unit_test(test_send_test_mail),
     };
