@@ -9,6 +9,7 @@
 #include "scanwatch/notify.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@
 #include "scanwatch/settings.h"
 
 #define QUEUE_MAX 64
+#define QUEUE_BYTES_MAX ((size_t)16 << 20) /* mail bodies held in memory, beyond the first */
+#define DIGEST_FLUSH_MAX 5000              /* images per digest rendering; the rest follow */
 #define INGEST_BATCH 64
 #define MAX_THREADS 4
 #define IDLE_WAIT_US 200000
@@ -33,6 +36,11 @@ struct job {
     int attempts;
     int64_t not_before; /* monotonic µs */
     bool in_flight;
+    /* Delivered (or permanently failed) but its entry not yet deleted (or dead-lettered)
+     * because the state store failed: never sent again, settled by the driver. */
+    bool done;
+    bool dead;
+    char reason[600];
 };
 
 struct sender {
@@ -56,12 +64,14 @@ struct sw_notifier {
     pthread_cond_t cv;
     struct job *jobs[QUEUE_MAX];
     size_t n_jobs;
+    size_t queued_bytes;
     int64_t paused_until, next_start;
     bool stopping;
     pthread_t threads[MAX_THREADS];
     struct sender senders[MAX_THREADS];
     int n_threads;
     uint64_t next_seq;
+    uint64_t jitter; /* LCG state for backoff jitter */
     sw_notify_stats stats;
 };
 
@@ -82,13 +92,14 @@ static void remove_job(sw_notifier *n, struct job *j)
         if (n->jobs[i] == j) {
             memmove(&n->jobs[i], &n->jobs[i + 1], (n->n_jobs - i - 1) * sizeof n->jobs[0]);
             n->n_jobs--;
+            n->queued_bytes -= j->blen;
             break;
         }
     }
     job_free(j);
 }
 
-static int64_t backoff(const sw_notifier *n, const struct job *j, int64_t retry_after)
+static int64_t backoff(sw_notifier *n, const struct job *j, int64_t retry_after)
 {
     if (retry_after >= 0) {
         return retry_after < n->backoff_max ? retry_after : n->backoff_max;
@@ -101,7 +112,8 @@ static int64_t backoff(const sw_notifier *n, const struct job *j, int64_t retry_
         d = n->backoff_max;
     }
     /* Up to +25% jitter so that replicas do not retry in lockstep. */
-    return d + (int64_t)((double)d * 0.25 * ((double)rand() / RAND_MAX));
+    n->jitter = n->jitter * 6364136223846793005ULL + 1442695040888963407ULL; /* under mu */
+    return d + (int64_t)((double)d * 0.25 * (double)(n->jitter >> 11) / (double)(1ULL << 53));
 }
 
 static void timed_wait(sw_notifier *n, int64_t until_mono)
@@ -128,7 +140,7 @@ static struct job *pick(sw_notifier *n, int64_t now, int64_t *wake)
     int64_t gate = n->paused_until > n->next_start ? n->paused_until : n->next_start;
     for (size_t i = 0; i < n->n_jobs; i++) {
         struct job *j = n->jobs[i];
-        if (j->in_flight) {
+        if (j->in_flight || j->done) {
             continue;
         }
         int64_t t = j->not_before > gate ? j->not_before : gate;
@@ -142,34 +154,35 @@ static struct job *pick(sw_notifier *n, int64_t now, int64_t *wake)
     return NULL;
 }
 
-static void finish(sw_notifier *n, struct job *j, const sw_send_result *r)
+/*
+ * Makes a delivered or permanently failed mail final: dead letter (when dead),
+ * then delete its entry. Returns false when the store failed (the job stays,
+ * done, and the driver tries again; it is never sent again by this process).
+ */
+static bool settle(sw_notifier *n, struct job *j)
 {
     sw_err err;
     sw_err_clear(&err);
-    if (r->outcome == SW_SEND_PERMANENT) {
-        char reason[600];
-        snprintf(reason, sizeof reason, "sendMail failed permanently: %s", r->detail);
+    if (j->dead) {
         sw_state_dead_letter dl = {.kind = "mail",
-                                   .reason = reason,
+                                   .reason = j->reason,
                                    .partition = "",
                                    .offset = "",
                                    .bytes = j->body,
                                    .len = j->blen};
         if (!sw_state_dead_letter_put(n->st, &dl, &err)) {
-            SW_LOG(SW_LOG_ERROR, "cannot dead-letter a mail; it stays pending",
-                   SW_LF_STR("code", sw_code_name(err.code)), SW_LF_STR("error", err.msg),
-                   SW_LF_STR("graph_code", r->code));
-            return;
+            SW_LOG(SW_LOG_ERROR, "cannot dead-letter a mail; will try again",
+                   SW_LF_STR("code", sw_code_name(err.code)), SW_LF_STR("error", err.msg));
+            return false;
         }
-        SW_LOG(SW_LOG_ERROR, "mail moved to the dead letter", SW_LF_INT("status", r->status),
-               SW_LF_STR("graph_code", r->code), SW_LF_STR("detail", r->detail));
+        j->dead = false; /* written: do not write it twice */
     }
     if (!sw_state_kv_delete(n->st, j->key, j->klen, &err)) {
-        /* Sent but still stored: it would go out again after a restart. */
-        SW_LOG(SW_LOG_ERROR, "cannot delete a delivered mail entry",
-               SW_LF_STR("code", sw_code_name(err.code)), SW_LF_STR("error", err.msg),
-               SW_LF_STR("sink", n->stats.sink));
+        SW_LOG(SW_LOG_ERROR, "cannot delete a delivered mail entry; will try again",
+               SW_LF_STR("code", sw_code_name(err.code)), SW_LF_STR("error", err.msg));
+        return false;
     }
+    return true;
 }
 
 static void *sender_main(void *arg)
@@ -191,19 +204,33 @@ static void *sender_main(void *arg)
 
         sw_send_result r;
         sw_sink_send(sink, j->body, j->blen, &r);
+        bool settled = false;
+        if (r.outcome == SW_SEND_OK) {
+            SW_LOG(SW_LOG_INFO, "mail sent", SW_LF_STR("sink", n->stats.sink),
+                   SW_LF_STR("detail", r.detail));
+        } else if (r.outcome == SW_SEND_PERMANENT) {
+            SW_LOG(SW_LOG_ERROR, "mail moved to the dead letter", SW_LF_INT("status", r.status),
+                   SW_LF_STR("graph_code", r.code), SW_LF_STR("detail", r.detail));
+            j->dead = true;
+            snprintf(j->reason, sizeof j->reason, "sendMail failed permanently: %.560s", r.detail);
+        }
         if (r.outcome != SW_SEND_RETRY) {
-            finish(n, j, &r);
+            settled = settle(n, j);
         }
 
         pthread_mutex_lock(&n->mu);
-        if (r.outcome == SW_SEND_OK) {
-            n->stats.mails_sent++;
-            SW_LOG(SW_LOG_INFO, "mail sent", SW_LF_STR("sink", n->stats.sink),
-                   SW_LF_STR("detail", r.detail));
-            remove_job(n, j);
-        } else if (r.outcome == SW_SEND_PERMANENT) {
-            n->stats.dead++;
-            remove_job(n, j);
+        if (r.outcome != SW_SEND_RETRY) {
+            if (r.outcome == SW_SEND_OK) {
+                n->stats.mails_sent++;
+            } else {
+                n->stats.dead++;
+            }
+            if (settled) {
+                remove_job(n, j);
+            } else {
+                j->done = true;
+                j->in_flight = false;
+            }
         } else {
             j->attempts++;
             int64_t d = backoff(n, j, r.retry_after_us);
@@ -389,6 +416,7 @@ struct digest_collect {
     double oldest;
     uint64_t min_seq;
     bool oom;
+    bool more; /* stopped at DIGEST_FLUSH_MAX: the rest is flushed by the next step */
 };
 
 static bool collect_digest(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
@@ -414,15 +442,24 @@ static bool collect_digest(void *ctx, const void *key, size_t klen, const void *
     }
     cJSON_Delete(acc);
     c->items[c->n++] = item; /* NULL for a corrupt entry: skipped, still deleted */
+    if (c->n == DIGEST_FLUSH_MAX) {
+        c->more = true;
+    }
     sw_buf_append(c->keys, &klen, sizeof klen);
     sw_buf_append(c->keys, key, klen);
-    if (klen >= 16) {
-        uint64_t seq = strtoull((const char *)key + klen - 16, NULL, 16);
-        if (c->n == 1 || seq < c->min_seq) {
-            c->min_seq = seq;
-        }
+    /* The key ends in the outbox sequence as 16 hex digits. */
+    uint64_t seq = 0;
+    bool hex = klen >= 16;
+    for (size_t i = klen >= 16 ? klen - 16 : klen; hex && i < klen; i++) {
+        char ch = ((const char *)key)[i];
+        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        hex = v >= 0;
+        seq = (seq << 4) | (uint64_t)(v & 15);
     }
-    return !c->keys->failed;
+    if (hex && (c->n == 1 || seq < c->min_seq)) {
+        c->min_seq = seq;
+    }
+    return !c->keys->failed && !c->more;
 }
 
 static bool flush_route(sw_notifier *n, size_t ridx, bool force, sw_err *err)
@@ -501,7 +538,7 @@ static bool refill_fn(void *ctx, const void *key, size_t klen, const void *val, 
             return true; /* queued or in flight already */
         }
     }
-    if (n->n_jobs == QUEUE_MAX) {
+    if (n->n_jobs == QUEUE_MAX || (n->n_jobs > 0 && n->queued_bytes + vlen > QUEUE_BYTES_MAX)) {
         return false;
     }
     struct job *j = calloc(1, sizeof *j);
@@ -519,6 +556,7 @@ static bool refill_fn(void *ctx, const void *key, size_t klen, const void *val, 
     b[vlen] = '\0';
     *j = (struct job){.key = k, .klen = klen, .body = b, .blen = vlen};
     n->jobs[n->n_jobs++] = j;
+    n->queued_bytes += vlen;
     return true;
 }
 
@@ -542,6 +580,15 @@ bool sw_notify_step(sw_notifier *n, bool flush_digests, bool *idle, sw_err *err)
     /* Scanning under the lock: a sender deletes an entry before it drops the job,
      * so an entry seen here is either still queued or not yet loaded. */
     pthread_mutex_lock(&n->mu);
+    /* Jobs the store failed to settle: only this thread touches done jobs. */
+    for (size_t i = 0; i < n->n_jobs;) {
+        struct job *j = n->jobs[i];
+        if (j->done && settle(n, j)) {
+            remove_job(n, j);
+            continue;
+        }
+        i++;
+    }
     struct refill rf = {.n = n};
     bool ok = sw_state_kv_iter_prefix(n->st, "m/", 2, refill_fn, &rf, err);
     if (ok && rf.oom) {
@@ -642,6 +689,7 @@ sw_notifier *sw_notify_new(const sw_config *cfg, sw_state *st, sw_err *err)
         return NULL;
     }
     n->st = st;
+    n->jitter = (uint64_t)sw_time_mono_us() ^ (uint64_t)(uintptr_t)n;
     pthread_mutex_init(&n->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -166,13 +166,16 @@ static int cmp_findings(const void *a, const void *b)
 }
 
 #define TD "<td style=\"padding:6px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top;\">"
+#define TD_NOWRAP                                                                                  \
+    "<td style=\"padding:6px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top;"              \
+    "white-space:nowrap;\">"
 
 static void render_row(sw_buf *b, const cJSON *f)
 {
     sw_buf url;
     sw_buf_init(&url, 4096);
     vuln_link(f, &url);
-    sw_buf_append_str(b, "<tr>" TD);
+    sw_buf_append_str(b, "<tr>" TD_NOWRAP);
     if (url.len > 0 && !url.failed) {
         sw_buf_append_str(b, "<a href=\"");
         html_escape_n(b, url.data, url.len);
@@ -204,7 +207,7 @@ static void render_row(sw_buf *b, const cJSON *f)
         cell_text(b, jstr(f, "version"), MAX_CELL);
         sw_buf_append_str(b, "</span>");
     }
-    sw_buf_append_str(b, "</td>" TD);
+    sw_buf_append_str(b, "</td>" TD_NOWRAP);
     const char *fixed = jstr(f, "fixed_version");
     if (fixed != NULL && *fixed != '\0') {
         cell_text(b, fixed, MAX_CELL);
@@ -213,9 +216,13 @@ static void render_row(sw_buf *b, const cJSON *f)
     } else {
         sw_buf_append_str(b, "<span style=\"color:#6b7280;\">No fix yet</span>");
     }
-    sw_buf_append_str(b, "</td>" TD);
+    sw_buf_append_str(b, "</td>" TD_NOWRAP);
     const char *pub = jstr(f, "published");
-    cell_text(b, pub, pub != NULL && strlen(pub) >= 10 && pub[4] == '-' ? 10 : MAX_CELL);
+    if (pub != NULL && strlen(pub) >= 10 && pub[4] == '-' && pub[7] == '-') {
+        html_escape_n(b, pub, 10); /* the date is enough */
+    } else {
+        cell_text(b, pub, MAX_CELL);
+    }
     sw_buf_append_str(b, "</td></tr>\n");
 }
 

@@ -148,7 +148,7 @@ static void send_dir(sw_sink *s, const char *body, size_t len, sw_send_result *r
     /* rename: a reader never sees a half-written mail */
     ok = ok && rename(tmp, name) == 0;
     if (!ok) {
-        char d[400];
+        char d[700];
         snprintf(d, sizeof d, "writing %.300s: %.80s", name, strerror(e ? e : errno));
         unlink(tmp);
         set_result(res, SW_SEND_RETRY, 0, "io", d);
@@ -188,10 +188,11 @@ void sw_sink_send(sw_sink *s, const char *body, size_t len, sw_send_result *res)
                    err.msg);
         return;
     }
-    char d[400];
-    snprintf(d, sizeof d, "HTTP %ld%s%.100s%s%.240s%s", gr.status, gr.code[0] ? " " : "", gr.code,
-             gr.message[0] ? ": " : "", gr.message,
-             gr.token_refreshed ? " (after one token refresh)" : "");
+    char d[700];
+    snprintf(d, sizeof d, "HTTP %ld%s%.100s%s%.200s%s, request-id %.80s", gr.status,
+             gr.code[0] ? " " : "", gr.code, gr.message[0] ? ": " : "", gr.message,
+             gr.token_refreshed ? " (after one token refresh)" : "",
+             gr.request_id[0] ? gr.request_id : "-");
     set_result(res, sw_graph_classify(gr.status), gr.status, gr.code, d);
     res->retry_after_us = gr.retry_after_us;
 }

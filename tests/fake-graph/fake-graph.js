@@ -329,6 +329,10 @@ function handleSendMail(req, res, body, sender, rec) {
   if (v) { rec.status = v[0]; rec.code = v[1]; return graphError(res, v[0], v[1], v[2]); }
   rec.subject = doc.message.subject;
   const f = state.faults.length > 0 ? state.faults.shift() : null;
+  // record_first: accepted at once, answered late -- a crash before the answer leaves an
+  // accepted mail the client does not know about (the one duplicate the design allows).
+  const recordedEarly = !!(f && f.record_first);
+  if (recordedEarly) state.mails.push({ time: Date.now(), sender, request: doc, clientRequestId: req.headers['client-request-id'] || null });
   const finish = () => {
     rec.end = Date.now();
     if (f && f.status && f.status !== 202) {
@@ -339,7 +343,7 @@ function handleSendMail(req, res, body, sender, rec) {
       return graphError(res, f.status, code, f.message || 'scripted fault', h);
     }
     if (req.socket.destroyed) { rec.status = 'client-gone'; return; }
-    state.mails.push({ time: Date.now(), sender, request: doc, clientRequestId: req.headers['client-request-id'] || null });
+    if (!recordedEarly) state.mails.push({ time: Date.now(), sender, request: doc, clientRequestId: req.headers['client-request-id'] || null });
     rec.status = 202;
     const h = { 'request-id': crypto.randomUUID() };
     if (f && f.retry_after !== undefined) { h['Retry-After'] = String(f.retry_after); rec.retryAfter = f.retry_after; }
