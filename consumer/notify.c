@@ -77,6 +77,33 @@ struct sw_notifier {
 
 /* ---- sender threads --------------------------------------------------------- */
 
+static const char *const failure_labels[SW_NOTIFY_FAILURE_KINDS] = {
+    "400", "401", "403", "404",     "413",   "429",       "503",
+    "504", "5xx", "4xx", "timeout", "token", "transport", "io"};
+
+const char *sw_notify_failure_label(int i)
+{
+    return i >= 0 && i < SW_NOTIFY_FAILURE_KINDS ? failure_labels[i] : NULL;
+}
+
+static int failure_kind(const sw_send_result *r)
+{
+    char want[160];
+    if (r->status == 0) {
+        snprintf(want, sizeof want, "%.128s", r->code);
+    } else if (r->status >= 500 && r->status != 503 && r->status != 504) {
+        snprintf(want, sizeof want, "5xx");
+    } else {
+        snprintf(want, sizeof want, "%ld", r->status);
+    }
+    for (int i = 0; i < SW_NOTIFY_FAILURE_KINDS; i++) {
+        if (strcmp(want, failure_labels[i]) == 0) {
+            return i;
+        }
+    }
+    return r->status == 0 ? 12 /* transport */ : 9 /* 4xx */;
+}
+
 static void job_free(struct job *j)
 {
     if (j != NULL) {
@@ -219,6 +246,9 @@ static void *sender_main(void *arg)
         }
 
         pthread_mutex_lock(&n->mu);
+        if (r.outcome != SW_SEND_OK) {
+            n->stats.failures[failure_kind(&r)]++;
+        }
         if (r.outcome != SW_SEND_RETRY) {
             if (r.outcome == SW_SEND_OK) {
                 n->stats.mails_sent++;

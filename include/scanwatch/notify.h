@@ -33,6 +33,8 @@
 
 typedef struct sw_notifier sw_notifier;
 
+#define SW_NOTIFY_FAILURE_KINDS 14
+
 typedef struct sw_notify_stats {
     uint64_t diffs;        /* diff records taken from the outbox */
     uint64_t mails_queued; /* mail entries created (per image, or digest parts) */
@@ -41,7 +43,14 @@ typedef struct sw_notify_stats {
     uint64_t dead;         /* mails or diffs moved to the dead letter */
     uint64_t pending;      /* mail entries loaded and not yet accepted */
     char sink[32];         /* "graph", "dir", "stdout" */
+    /* Failed attempts by reason (for a "mails failed by code" metric); labels from
+     * sw_notify_failure_label(i). */
+    uint64_t failures[SW_NOTIFY_FAILURE_KINDS];
 } sw_notify_stats;
+
+/* "400", "401", "403", "404", "413", "429", "503", "504", "5xx", "4xx", "timeout", "token",
+ * "transport", "io"; NULL past the end. */
+const char *sw_notify_failure_label(int i);
 
 /* Validates the notification settings (routes, sink, credentials) and starts the sender threads. */
 sw_notifier *sw_notify_new(const struct sw_config *cfg, sw_state *st, sw_err *err);

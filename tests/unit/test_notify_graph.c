@@ -270,6 +270,7 @@ struct env {
     char *dir;
     sw_config *cfg;
     sw_state *st;
+    sw_notify_stats last; /* of the last drain */
 };
 
 static void set(sw_config *cfg, const char *key, const char *value)
@@ -332,6 +333,7 @@ static void drain(struct env *e, bool flush)
     if (!sw_notify_drain(n, 60 * SW_US_PER_SEC, flush, &err)) {
         fail_msg("drain: %s", err.msg);
     }
+    sw_notify_stats_get(n, &e->last);
     sw_notify_free(n);
 }
 
@@ -450,6 +452,10 @@ static void test_retry_after_honoured(void **state)
                  "\"retry_after\":0}]");
     nt_fill_outbox(e.st, "contoso.azurecr.io", "app", 1, 3, "t");
     drain(&e, false);
+    assert_int_equal(e.last.failures[5], 1); /* 429 */
+    assert_int_equal(e.last.failures[6], 1); /* 503 */
+    assert_int_equal(e.last.failures[7], 1); /* 504 */
+    assert_int_equal(e.last.retries, 3);
     cJSON *reqs = nt_fake_get(&e.f, "requests");
     assert_int_equal(cJSON_GetArraySize(reqs), 4);
     const cJSON *r0 = cJSON_GetArrayItem(reqs, 0), *r1 = cJSON_GetArrayItem(reqs, 1),
@@ -557,6 +563,13 @@ static void test_permanent_errors_dead_letter(void **state)
     assert_true(any_reason(&c, "HTTP 403 ErrorAccessDenied"));
     assert_true(any_reason(&c, "HTTP 404 MailboxNotEnabledForRESTAPI"));
     assert_int_equal(nt_kv_count(e.st, "m/"), 0);
+    assert_int_equal(e.last.failures[0], 1); /* "400" */
+    assert_string_equal(sw_notify_failure_label(0), "400");
+    assert_int_equal(e.last.failures[2], 1); /* "403" */
+    assert_int_equal(e.last.failures[3], 1); /* "404" */
+    assert_int_equal(e.last.failures[4], 1); /* "413" */
+    assert_int_equal(e.last.dead, 4);
+    assert_int_equal(e.last.mails_sent, 1);
     cJSON *stats = nt_fake_get(&e.f, "stats");
     assert_int_equal(jint(stats, "requests"), 5); /* none retried */
     assert_int_equal(jint(stats, "mails"), 1);
