@@ -25,6 +25,8 @@
 
 #include "pipeline.h"
 #include "scanwatch/amqp.h"
+#include "scanwatch/amqp_connstr.h"
+#include "scanwatch/entra.h"
 #include "scanwatch/log.h"
 #include "scanwatch/metrics.h"
 #include "scanwatch/notify.h"
@@ -137,6 +139,8 @@ typedef struct svc {
     sw_pipeline *pl;
     sw_amqp_client *amqp;
     sw_notifier *notifier;
+    sw_token_provider entra; /* Event Hubs with Entra ID (no key in the connection string) */
+    bool has_entra;
 
     pthread_mutex_t mu; /* guards parts[].in/open/active/last_enqueued/info_known, fatal */
     pthread_cond_t cv;
@@ -157,7 +161,7 @@ typedef struct svc {
 
     size_t max_message_size;
     sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs,
-        *m_mails, *m_owned, *m_stale;
+        *m_mails, *m_failed, *m_owned, *m_stale;
     sw_state_engine_stats last_stats;
 } svc;
 
@@ -442,6 +446,17 @@ static bool choose_partitions(svc *s, sw_err *err)
     int idx = 0;
     int count = (int)sw_cfg_int(s->cfg, SW_CFG_REPLICA_COUNT);
     bool ok = replica_index(s->cfg, &idx, err);
+    if (ok && count > 1 && s->o->only_partition == NULL) {
+        /* Defender sets no partition key: every replica would see part of every
+         * scan, and its diffs would be wrong. Re-keying through a route hub
+         * (SPEC §6) is what makes several replicas correct; until this build
+         * has it, refuse rather than mail wrong diffs. */
+        ok = sw_err_set(err, SW_E_CONFIG,
+                        "replica_count %d: several replicas need the route hub that re-keys "
+                        "findings by image, which this version does not have yet; run one "
+                        "replica (it owns every partition)",
+                        count);
+    }
     for (size_t i = 0; ok && i < n; i++) {
         bool mine = s->o->only_partition != NULL ? strcmp(ids[i], s->o->only_partition) == 0
                                                  : partition_number(ids[i], i) % count == idx;
@@ -523,8 +538,47 @@ static void define_metrics(svc *s)
     s->m_mails = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mails",
                                    "Mails by state (sent, retried, dead, pending) since start.",
                                    NULL, 0);
+    s->m_failed = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mail_failures",
+                                    "Failed mail attempts since start, by HTTP status or reason "
+                                    "(retried or dead-lettered).",
+                                    NULL, 0);
     s->m_owned = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partitions_owned",
                                    "Partitions this replica receives.", NULL, 0);
+}
+
+/*
+ * A connection string without SharedAccessKey or SharedAccessSignature means
+ * Entra ID: the same credential settings as Graph, CBS token type jwt
+ * (role "Azure Event Hubs Data Receiver" on the hub).
+ */
+static bool event_hubs_identity(svc *s, const sw_config *cfg, sw_amqp_options *ao, sw_err *err)
+{
+    sw_amqp_connstr cs;
+    if (!sw_amqp_connstr_parse(ao->connection_string, &cs, err)) {
+        return false;
+    }
+    bool keyless = cs.key == NULL && cs.sas == NULL;
+    sw_amqp_connstr_free(&cs);
+    if (!keyless) {
+        return true;
+    }
+    sw_entra_opts eo;
+    if (!sw_entra_opts_from_config(&eo, cfg, err)) {
+        return false;
+    }
+    if (eo.method == SW_ENTRA_NONE) {
+        return sw_err_set(err, SW_E_CONFIG,
+                          "connection_string has no SharedAccessKey or SharedAccessSignature, and "
+                          "no Entra ID credential is configured (auth_method, tenant_id, "
+                          "client_id, client_secret or client_certificate, or workload/managed "
+                          "identity)");
+    }
+    if (!sw_entra_provider_new(&eo, &s->entra, err)) {
+        return false;
+    }
+    s->has_entra = true;
+    ao->token_provider = &s->entra;
+    return true;
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -619,6 +673,11 @@ static void update_metrics(svc *s)
         sw_metric_set(s->m_mails, "state=\"retried\"", (double)ns.retries);
         sw_metric_set(s->m_mails, "state=\"dead\"", (double)ns.dead);
         sw_metric_set(s->m_mails, "state=\"pending\"", (double)ns.pending);
+        for (int i = 0; i < SW_NOTIFY_FAILURE_KINDS; i++) {
+            char labels[96];
+            snprintf(labels, sizeof labels, "code=\"%s\"", sw_notify_failure_label(i));
+            sw_metric_set(s->m_failed, labels, (double)ns.failures[i]);
+        }
     }
 }
 
@@ -905,6 +964,12 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
     ok = ok && (s->st = sw_state_open(&so, err)) != NULL;
     ok = ok && (s->eng = sw_state_engine_new(s->st, &eo, err)) != NULL;
     ok = ok && (s->pl = sw_pipeline_new(cfg, s->eng, s->metrics, SW_CLOCK_ENQUEUED, err)) != NULL;
+    if (ok && o->notify && sw_cfg_str(cfg, SW_CFG_ROUTES)[0] == '\0' &&
+        sw_cfg_str(cfg, SW_CFG_MAIL_TO)[0] == '\0' && sw_cfg_str(cfg, SW_CFG_DIFF_LOG)[0] == '\0') {
+        /* Diff records would leave the outbox with no mail and no log line. */
+        ok = sw_err_set(err, SW_E_CONFIG,
+                        "no recipients: set mail_to or routes (or diff_log, to only log diffs)");
+    }
     if (ok && o->notify) {
         ok = (s->notifier = sw_notify_new(cfg, s->st, err)) != NULL;
     }
@@ -923,6 +988,7 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
     sw_amqp_options ao;
     sw_amqp_position default_start;
     ok = ok && sw_amqp_options_from_config(cfg, &ao, &default_start, err);
+    ok = ok && event_hubs_identity(s, cfg, &ao, err);
     if (ok) {
         ao.max_message_size = (uint32_t)(s->max_message_size > 1024 * 1024 ? s->max_message_size
                                                                              : 1024 * 1024 + 4096);
@@ -993,6 +1059,9 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         }
     }
     sw_notify_free(s->notifier);
+    if (s->has_entra) {
+        sw_token_provider_destroy(&s->entra);
+    }
     sw_http_stop(s->http);
     sw_pipeline_free(s->pl);
     sw_state_engine_free(s->eng);
