@@ -26,57 +26,19 @@
 #include "scanwatch/decode.h"
 #include "scanwatch/log.h"
 #include "scanwatch/state.h"
+#include "pipeline.h"
 #include "scanwatch/state_engine.h"
 
 #define SW_PROCESS_PARTITION "offline"
 
 typedef struct proc {
     sw_state_engine *eng;
-    sw_decoder *dec;
-    sw_buf json;
-    sw_buf repo;
+    sw_pipeline *pl;
     char offset[32];
     uint64_t lineno;
-    sw_time_us event_time; /* highest scan time seen so far: the partition's clock */
     sw_err err;
-    bool failed;
-    uint64_t lines, resumed_skip, bad, findings;
+    uint64_t lines, resumed_skip;
 } proc;
-
-static bool on_finding(void *ctx, const sw_finding *f)
-{
-    proc *p = ctx;
-    sw_buf_reset(&p->json);
-    sw_buf_reset(&p->repo);
-    if (!sw_finding_to_json(f, &p->json)) {
-        p->failed = !sw_buf_check(&p->json, &p->err);
-        return false;
-    }
-    sw_buf_printf(&p->repo, "%s/%s", f->registry != NULL ? f->registry : "",
-                  f->repository != NULL ? f->repository : "");
-    if (p->event_time == SW_TIME_UNSET || f->scan_time > p->event_time) {
-        p->event_time = f->scan_time;
-    }
-    sw_state_pos pos = {SW_PROCESS_PARTITION, p->offset, (int64_t)p->lineno, p->event_time};
-    sw_state_record r = {0};
-    r.image = f->image;
-    r.repository = p->repo.data;
-    r.tags = f->tags;
-    r.n_tags = f->n_tags;
-    r.key = f->clean_marker ? NULL : f->key;
-    r.resolved = f->status == SW_STATUS_RESOLVED;
-    r.snapshot = f->snapshot;
-    r.clean_marker = f->clean_marker;
-    r.scan_time = f->scan_time;
-    r.finding_json = p->json.data;
-    r.finding_len = p->json.len;
-    if (!sw_state_engine_add(p->eng, &pos, &r, &p->err)) {
-        p->failed = true;
-        return false;
-    }
-    p->findings++;
-    return true;
-}
 
 /* Bounded line reader: a longer line is consumed and reported as too long. */
 typedef enum { LINE_OK, LINE_TOO_LONG, LINE_EOF, LINE_ERROR } line_status;
@@ -121,42 +83,13 @@ static bool blank(const char *s, size_t n)
     return true;
 }
 
-static bool dead_letter(proc *p, const char *reason, const char *msg, const void *body, size_t len)
-{
-    char text[SW_ERR_MSG_MAX + 64];
-    snprintf(text, sizeof text, "%s: %s", reason, msg);
-    sw_state_pos pos = {SW_PROCESS_PARTITION, p->offset, (int64_t)p->lineno, p->event_time};
-    p->bad++;
-    SW_LOG(SW_LOG_WARN, "bad event", SW_LF_STR("partition", SW_PROCESS_PARTITION),
-           SW_LF_STR("offset", p->offset), SW_LF_STR("reason", reason), SW_LF_STR("error", msg));
-    return sw_state_engine_dead_letter(p->eng, &pos, "event", text, body, len, &p->err);
-}
-
-/* One line = one event. */
-static bool process_line(proc *p, const char *line, size_t len, size_t full, line_status ls,
-                         size_t max)
+/* One line = one event (offset = line number); a line longer than
+ * max_message_size is dead-lettered with its first bytes. */
+static bool process_line(proc *p, const char *line, size_t len, size_t full, line_status ls)
 {
     snprintf(p->offset, sizeof p->offset, "%" PRIu64, p->lineno);
-    if (ls == LINE_TOO_LONG) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "body of %zu bytes exceeds max_message_size (%zu)", full, max);
-        if (!dead_letter(p, sw_decode_bad_name(SW_DECODE_BAD_TOO_LARGE), msg, line, len)) {
-            return false;
-        }
-    } else {
-        sw_decode_result res;
-        sw_err derr;
-        sw_err_clear(&derr);
-        bool ok = sw_decode_body(p->dec, line, len, on_finding, p, &res, &derr);
-        if (p->failed) {
-            return false;
-        }
-        if (!ok && !dead_letter(p, sw_decode_bad_name(res.bad), derr.msg, line, len)) {
-            return false;
-        }
-    }
-    sw_state_pos pos = {SW_PROCESS_PARTITION, p->offset, (int64_t)p->lineno, p->event_time};
-    return sw_state_engine_event_done(p->eng, &pos, &p->err);
+    sw_state_pos pos = {SW_PROCESS_PARTITION, p->offset, (int64_t)p->lineno, SW_TIME_UNSET};
+    return sw_pipeline_event(p->pl, &pos, line, len, ls == LINE_TOO_LONG ? full : 0, &p->err);
 }
 
 static int process_file(proc *p, FILE *in, const char *name, uint64_t resume_after, size_t batch,
@@ -181,7 +114,7 @@ static int process_file(proc *p, FILE *in, const char *name, uint64_t resume_aft
         if (ls == LINE_OK && blank(buf, len)) {
             continue;
         }
-        if (!process_line(p, buf, len, full, ls, max)) {
+        if (!process_line(p, buf, len, full, ls)) {
             fprintf(stderr, "scanwatch process: %s line %" PRIu64 ": %s\n", name, p->lineno,
                     p->err.msg);
             return SW_EXIT_FAIL;
@@ -196,6 +129,7 @@ static int process_file(proc *p, FILE *in, const char *name, uint64_t resume_aft
 
 static void summary(const proc *p, const sw_state_engine_stats *s)
 {
+    const sw_decode_stats *ds = sw_pipeline_stats(p->pl);
     fprintf(stderr,
             "processed %" PRIu64 " lines (%" PRIu64 " already done), %" PRIu64 " findings, %" PRIu64
             " bad events\n"
@@ -203,7 +137,7 @@ static void summary(const proc *p, const sw_state_engine_stats *s)
             " stale findings ignored\n"
             "diff records: %" PRIu64 " (%" PRIu64 " new, %" PRIu64 " resolved findings), %" PRIu64
             " silent\n",
-            p->lines, p->resumed_skip, p->findings, p->bad, s->windows_applied, s->windows_capped,
+            p->lines, p->resumed_skip, ds->findings, ds->bad, s->windows_applied, s->windows_capped,
             s->stale, s->diff_records, s->new_findings, s->resolved_findings, s->silent_applies);
 }
 
@@ -268,18 +202,14 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv)
     sw_state_engine_opts_from_config(&eo, cfg);
     proc p;
     memset(&p, 0, sizeof p);
-    sw_buf_init(&p.json, 0);
-    sw_buf_init(&p.repo, 0);
-    p.event_time = SW_TIME_UNSET;
-    sw_decode_opts dopts;
-    sw_decode_opts_from_config(&dopts, cfg);
+    size_t max_body = (size_t)sw_cfg_int(cfg, SW_CFG_MAX_MESSAGE_SIZE);
     p.eng = sw_state_engine_new(st, &eo, &err);
-    p.dec = p.eng != NULL ? sw_decoder_new(&dopts, &err) : NULL;
-    char *buf = malloc(dopts.max_message_size);
+    p.pl = p.eng != NULL ? sw_pipeline_new(cfg, p.eng, NULL, SW_CLOCK_SCAN_TIME, &err) : NULL;
+    char *buf = malloc(max_body);
     sw_state_checkpoint cp;
     bool found = false;
     uint64_t dropped = 0;
-    if (p.eng == NULL || p.dec == NULL || buf == NULL ||
+    if (p.eng == NULL || p.pl == NULL || buf == NULL ||
         !sw_state_checkpoint_get(st, SW_PROCESS_PARTITION, &cp, &found, &err) ||
         !sw_state_engine_sweep(p.eng, sw_time_now(), sw_cfg_int(cfg, SW_CFG_IMAGE_TTL), &dropped,
                                &err)) {
@@ -303,7 +233,7 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv)
         }
         resume_after = v;
         /* The partition clock continues where the checkpoint left it. */
-        p.event_time = cp.max_event_time;
+        sw_pipeline_set_clock(p.pl, cp.max_event_time);
     }
     size_t batch = (size_t)sw_cfg_int(cfg, SW_CFG_STATE_BATCH_EVENTS);
     for (int i = 0; i < n_files && rc == SW_EXIT_OK; i++) {
@@ -315,7 +245,7 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv)
             break;
         }
         rc = process_file(&p, in, is_stdin ? "stdin" : files[i], resume_after, batch, buf,
-                          dopts.max_message_size);
+                          max_body);
         if (!is_stdin) {
             fclose(in);
         }
@@ -332,11 +262,9 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv)
     }
 out:
     free(buf);
-    sw_decoder_free(p.dec);
+    sw_pipeline_free(p.pl);
     sw_state_engine_free(p.eng);
     sw_state_close(st);
-    sw_buf_free(&p.json);
-    sw_buf_free(&p.repo);
     free(files);
     return rc;
 }
