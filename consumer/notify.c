@@ -334,6 +334,20 @@ static bool digest_key(sw_buf *k, const char *route, uint64_t seq)
 }
 
 /* One diff record -> mail entries or digest accumulations + outbox delete, atomically. */
+/* The diff's new findings by severity, for the scanwatch_new_findings metric. */
+static void count_new_by_severity(sw_notifier *n, const cJSON *diff)
+{
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(diff, "new"))
+    {
+        const cJSON *sev = cJSON_GetObjectItemCaseSensitive(f, "severity");
+        sw_severity v = cJSON_IsString(sev)
+                            ? sw_severity_parse(sev->valuestring, strlen(sev->valuestring))
+                            : SW_SEV_UNKNOWN;
+        n->stats.new_by_severity[v]++;
+    }
+}
+
 static bool ingest_one(sw_notifier *n, uint64_t seq, const char *json, size_t len, sw_err *err)
 {
     cJSON *d = cJSON_ParseWithLength(json, len);
@@ -386,6 +400,9 @@ static bool ingest_one(sw_notifier *n, uint64_t seq, const char *json, size_t le
     }
     sw_state_batch_outbox_delete(b, seq);
     bool ok = sw_state_batch_commit(n->st, b, err);
+    if (ok && d != NULL) {
+        count_new_by_severity(n, d);
+    }
     for (size_t i = 0; i < n->routes.n; i++) {
         cJSON_Delete(items[i]);
     }

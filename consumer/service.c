@@ -161,7 +161,7 @@ typedef struct svc {
 
     size_t max_message_size;
     sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs,
-        *m_mails, *m_failed, *m_owned, *m_stale;
+        *m_mails, *m_failed, *m_new_sev, *m_owned, *m_stale;
     sw_state_engine_stats last_stats;
 } svc;
 
@@ -542,6 +542,11 @@ static void define_metrics(svc *s)
                                     "Failed mail attempts since start, by HTTP status or reason "
                                     "(retried or dead-lettered).",
                                     NULL, 0);
+    s->m_new_sev = sw_metrics_define(s->metrics, SW_METRIC_GAUGE,
+                                     "scanwatch_notified_new_findings",
+                                     "New findings of the diff records handed to notification "
+                                     "since start, by severity.",
+                                     NULL, 0);
     s->m_owned = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partitions_owned",
                                    "Partitions this replica receives.", NULL, 0);
 }
@@ -673,6 +678,11 @@ static void update_metrics(svc *s)
         sw_metric_set(s->m_mails, "state=\"retried\"", (double)ns.retries);
         sw_metric_set(s->m_mails, "state=\"dead\"", (double)ns.dead);
         sw_metric_set(s->m_mails, "state=\"pending\"", (double)ns.pending);
+        for (int v = 0; v < SW_SEV_COUNT; v++) {
+            char labels[64];
+            snprintf(labels, sizeof labels, "severity=\"%s\"", sw_severity_name((sw_severity)v));
+            sw_metric_set(s->m_new_sev, labels, (double)ns.new_by_severity[v]);
+        }
         for (int i = 0; i < SW_NOTIFY_FAILURE_KINDS; i++) {
             char labels[96];
             snprintf(labels, sizeof labels, "code=\"%s\"", sw_notify_failure_label(i));

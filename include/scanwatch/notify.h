@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "scanwatch/error.h"
+#include "scanwatch/finding.h"
 #include "scanwatch/state.h"
 
 typedef struct sw_notifier sw_notifier;
@@ -46,6 +47,8 @@ typedef struct sw_notify_stats {
     /* Failed attempts by reason (for a "mails failed by code" metric); labels from
      * sw_notify_failure_label(i). */
     uint64_t failures[SW_NOTIFY_FAILURE_KINDS];
+    /* New findings of the diff records taken, by sw_severity. */
+    uint64_t new_by_severity[SW_SEV_COUNT];
 } sw_notify_stats;
 
 /* "400", "401", "403", "404", "413", "429", "503", "504", "5xx", "4xx", "timeout", "token",

@@ -20,6 +20,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { randomBytes, createHash } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { createServer } from "node:net";
 
 let sdk;
 try {
@@ -193,12 +194,50 @@ function stateDump(dir) {
 }
 
 // ---- scenarios ----
+async function freePort() {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+async function get(port, path) {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: r.status, text: await r.text() };
+}
+function metric(text, name, labels = "") {
+  const re = new RegExp(`^${name}${labels ? `\\{${labels.replace(/[{}"]/g, (c) => `\\${c}`)}\\}` : ""} (\\S+)$`, "m");
+  const m = text.match(re);
+  return m ? Number(m[1]) : undefined;
+}
+
 async function exact(keyed = false) {
   const dir = join(WORK, "exact");
   await publish(0, lines.length, keyed);
-  const svc = startService(dir);
+  const port = await freePort();
+  const svc = startService(dir, ["--metrics-port", String(port), "--metrics-bind", "127.0.0.1"]);
   const ok = await waitForDiffs(dir, expected.length, 60000);
   check(ok, "all diff records and mails arrive within 60 s");
+  if (!ok) console.error(svc.stderrText.slice(-3000));
+  const health = await get(port, "/healthz");
+  check(health.status === 200, "/healthz answers 200", health.status, 200);
+  const ready = await get(port, "/readyz");
+  check(ready.status === 200 && /4 partitions receiving/.test(ready.text), "/readyz: ready, 4 partitions", ready.text, "ready: 4 partitions receiving");
+  await sleep(1200); // metrics are refreshed every second
+  const metrics = (await get(port, "/metrics")).text;
+  const events = [0, 1, 2, 3].reduce((sum, p) =>
+    sum + ["qualys", "mdvm", "individual", "skipped", "bad"].reduce((a, sh) => a + (metric(metrics, "scanwatch_events_total", `partition="${p}",shape="${sh}"`) ?? 0), 0), 0);
+  check(events === lines.length, "metrics: events by partition and shape add up to the stream", events, lines.length);
+  check(metric(metrics, "scanwatch_diff_records_total") === expected.length, "metrics: diff records", metric(metrics, "scanwatch_diff_records_total"), expected.length);
+  check(metric(metrics, "scanwatch_mails", 'state="sent"') === expected.length, "metrics: mails sent", metric(metrics, "scanwatch_mails", 'state="sent"'), expected.length);
+  check(metric(metrics, "scanwatch_outbox_depth") === 0, "metrics: outbox drained", metric(metrics, "scanwatch_outbox_depth"), 0);
+  check(/^scanwatch_bad_events_total\{reason="[a-z_]+"\} [1-9]/m.test(metrics), "metrics: bad events by reason");
+  check(/^scanwatch_notified_new_findings\{severity="Critical"\} \d+/m.test(metrics), "metrics: new findings by severity");
+  check(/^scanwatch_partition_lag_events\{partition="3"\} 0$/m.test(metrics), "metrics: partition lag is 0 when caught up");
+  check(/^scanwatch_processing_latency_seconds_count [1-9]/m.test(metrics), "metrics: processing latency histogram");
+  check(metric(metrics, "scanwatch_windows_closed_total") >= expected.length, "metrics: windows closed");
   svc.kill("SIGTERM");
   const { code } = await svc.done;
   check(code === 0, "SIGTERM: exit status 0", code, 0);
