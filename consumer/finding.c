@@ -3,7 +3,8 @@
 #include <strings.h>
 #include <string.h>
 
-static const char *const sev_names[SW_SEV_COUNT] = {"Unknown", "Low", "Medium", "High", "Critical"};
+static const char *const sev_names[SW_SEV_COUNT] = {"Unknown", "Low", "Medium", "High",
+                                                    "Critical"};
 static const char *const shape_names[SW_SHAPE_COUNT] = {"qualys", "mdvm", "individual"};
 
 const char *sw_severity_name(sw_severity s)

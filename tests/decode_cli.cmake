@@ -122,4 +122,20 @@ string(REGEX MATCH "findings: ([0-9]+)" m "${err}")
 check_findings("${out}" ${CMAKE_MATCH_1})
 expect_contains("${err}" "bad: 0 ()" "generated stream has no bad events")
 
+# 7. sw-gen: documented flags, deterministic output, usage errors.
+execute_process(COMMAND ${GEN} --help OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+expect_eq("${rc}" "0" "sw-gen --help exited ${rc}")
+foreach(flag --seed --images --findings --rescans --churn --mix --casing --mode --snapshot-every
+        --clean --other --bad --batch --wrap --start --interval --spread --out)
+  expect_contains("${out}" "  ${flag} " "sw-gen --help documents ${flag}")
+endforeach()
+execute_process(COMMAND ${GEN} --seed 7 --images 5 --findings 6 --rescans 1 --mix 1,1,1 --other 0.2
+  OUTPUT_FILE ${WORK}/gen2.ndjson RESULT_VARIABLE rc)
+file(SHA256 ${WORK}/gen.ndjson h1)
+file(SHA256 ${WORK}/gen2.ndjson h2)
+expect_eq("${h1}" "${h2}" "sw-gen is deterministic (--out and stdout, same flags)")
+execute_process(COMMAND ${GEN} --churn 2 ERROR_VARIABLE err RESULT_VARIABLE rc)
+expect_eq("${rc}" "2" "sw-gen --churn 2 exited ${rc}")
+expect_contains("${err}" "--churn: '2' is not a number in [0, 1]" "sw-gen names the bad flag")
+
 file(REMOVE_RECURSE ${WORK})

@@ -242,7 +242,7 @@ static bool parse_one(sw_gen_opts *o, const char *flag, const char *v, const cha
         }
         o->seed = s;
     } else if (strcmp(flag, "--images") == 0) {
-        if (!parse_int(flag, v, 0, 10000000, &x, err)) {
+        if (!parse_int(flag, v, 0, 1000000, &x, err)) {
             return false;
         }
         o->images = (int)x;
@@ -1313,6 +1313,11 @@ bool sw_gen_run(const sw_gen_opts *o, sw_gen_body_fn fn, void *ctx, sw_gen_count
     if (counts == NULL) {
         counts = &local;
     }
+    /* Every image keeps its active set in memory: bound the total. */
+    if ((int64_t)o->images * (o->findings + 1) > 100000000) {
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "--images x --findings must stay below 100,000,000");
+    }
     memset(counts, 0, sizeof *counts);
     image *ims = calloc((size_t)(o->images > 0 ? o->images : 1), sizeof *ims);
     int *removed = malloc((size_t)(o->findings + 1) * sizeof *removed);
@@ -1324,7 +1329,7 @@ bool sw_gen_run(const sw_gen_opts *o, sw_gen_body_fn fn, void *ctx, sw_gen_count
         ok = image_init(o, i, &ims[i]);
     }
     if (!ok) {
-        sw_err_set(err, SW_E_NOMEM, "sw-gen: out of memory");
+        sw_err_set(err, SW_E_NOMEM, "out of memory");
     }
     for (int s = 0; ok && s <= o->rescans; s++) {
         for (int i = 0; ok && i < o->images; i++) {
@@ -1335,7 +1340,7 @@ bool sw_gen_run(const sw_gen_opts *o, sw_gen_body_fn fn, void *ctx, sw_gen_count
         ok = flush_batch(&ou);
     }
     if (!ok && err != NULL && err->code == SW_OK && !ou.stopped) {
-        sw_err_set(err, SW_E_NOMEM, "sw-gen: out of memory");
+        sw_err_set(err, SW_E_NOMEM, "out of memory");
     }
     for (int i = 0; ims != NULL && i < o->images; i++) {
         free(ims[i].active);

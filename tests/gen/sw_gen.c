@@ -43,7 +43,7 @@ int main(int argc, char **argv)
     }
     if (!ok || !write_ok) {
         fprintf(stderr, "sw-gen: %s\n", ok ? "write failed" : err.msg);
-        return 1;
+        return ok || err.code != SW_E_INVALID_ARG ? 1 : 2;
     }
     return 0;
 }

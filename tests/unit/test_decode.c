@@ -215,6 +215,9 @@ static void expect_bad_str(const char *body, sw_decode_bad reason, const char *m
     expect_bad(body, strlen(body), reason, msg_part);
 }
 
+static void recase(cJSON *j, int how);
+static bool decode_json(const cJSON *j, coll *c, sw_decode_result *res, sw_err *err);
+
 /* ------------------------------------------------------------ samples -- */
 
 static void test_sample_qualys_with_healthy_markers(void **state)
@@ -339,6 +342,14 @@ static void test_sample_qualys_rest_example(void **state)
     assert_true(fnum(c.items[0], "cvss") == 10.0);
     assert_true(fbool(c.items[0], "fixable"));
     assert_int_equal(farr_len(c.items[0], "links"), 1); /* the same link twice, kept once */
+    /* The Event Hub generation of this record: PascalCase keys and "$type" members. */
+    cJSON *pascal = cJSON_Parse(body);
+    recase(pascal, 1);
+    assert_true(decode_json(pascal, &c, &res, &err));
+    expect_str(c.items[0], "image",
+               "myregistry.azurecr.io/myRepo@c186fc44-3154-4ce2-ba18-b719d895c3b0");
+    expect_str(c.items[0], "key", "1001");
+    cJSON_Delete(pascal);
     coll_free(&c);
     free(body);
     cJSON_Delete(j);
@@ -514,6 +525,27 @@ static void test_mdvm_camel(void **state)
     expect_base_finding(c.items[0]);
     expect_str(c.items[0], "status", "active");
     assert_false(fbool(c.items[0], "snapshot"));
+    /* Every MDVM generation is the same shape; other sub-assessments are skipped by type. */
+    static const char *const mdvm_types[] = {
+        "AzureContainerRegistryVulnerability", "AzureContainerVulnerability",
+        "AwsContainerRegistryVulnerability", "GcpContainerRegistryVulnerability",
+        "azurecontainerregistryvulnerability"};
+    for (size_t i = 0; i < sizeof mdvm_types / sizeof mdvm_types[0]; i++) {
+        cJSON *j = base_json();
+        replace_at(j, "properties.additionalData", "assessedResourceType",
+                   cJSON_CreateString(mdvm_types[i]));
+        assert_true(decode_json(j, &c, &res, &err));
+        assert_int_equal(res.by_shape[SW_SHAPE_MDVM], 1);
+        expect_base_finding(c.items[0]);
+        cJSON_Delete(j);
+    }
+    cJSON *j = base_json();
+    replace_at(j, "properties.additionalData", "assessedResourceType",
+               cJSON_CreateString("SqlServerVulnerability"));
+    char *sql = cJSON_PrintUnformatted(j);
+    expect_skip(sql, "sub_assessment:SqlServerVulnerability");
+    free(sql);
+    cJSON_Delete(j);
     coll_free(&c);
 }
 
@@ -929,6 +961,17 @@ static void test_individual_recommendation(void **state)
     expect_str(f, "title", "CVE-2024-1 in zlib should be remediated");
     assert_true(fbool(f, "snapshot"));
     assert_true(fbool(f, "fixable"));
+    /* Healthy with no CVE: that image scanned clean. */
+    cJSON *j = cJSON_Parse(body);
+    cJSON *st = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "properties"), "status");
+    cJSON_ReplaceItemInObject(st, "code", cJSON_CreateString("Healthy"));
+    cJSON_DeleteItemFromObject(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "properties"), "additionalData"),
+        "vulnerabilityDetails");
+    assert_true(decode_json(j, &c, &res, &err));
+    assert_true(c.clean[0]);
+    expect_str(c.items[0], "image", "reg1.azurecr.io/app@sha256:cc");
+    cJSON_Delete(j);
     /* The same recommendation on a VM is not a container finding. */
     char *vm = strdup(body);
     memcpy(strstr(vm, ".containerimage"), "virtualMachines", 15);
@@ -949,6 +992,31 @@ static void test_callback_stop(void **state)
     assert_int_equal(c.n, 1);
     assert_int_equal(res.findings, 1);
     coll_free(&c);
+}
+
+static void test_kind_counter_bounded(void **state)
+{
+    sw_decode_kinds k;
+    memset(&k, 0, sizeof k);
+    for (int i = 0; i < SW_DECODE_KINDS_MAX + 5; i++) {
+        char kind[32];
+        snprintf(kind, sizeof kind, "sub_assessment:T%d", i);
+        sw_decode_kinds_add(&k, kind, 2);
+    }
+    sw_decode_kinds_add(&k, "sub_assessment:T0", 1);
+    assert_int_equal(k.len, SW_DECODE_KINDS_MAX);
+    assert_int_equal(k.k[0].n, 3);
+    assert_int_equal(k.other, 10);
+    /* Kinds are metric labels: attacker-chosen text is cut and reduced to a safe alphabet. */
+    coll c = {0};
+    sw_decode_result res;
+    sw_err err;
+    assert_true(decode_str("{\"type\":\"Microsoft.Security/assessments/subAssessments\","
+                           "\"properties\":{\"additionalData\":{\"assessedResourceType\":"
+                           "\"a\\\"b{c} d\\n0123456789012345678901234567890123456789012345\"}}}",
+                           &c, &res, &err));
+    assert_string_equal(res.skipped_kind,
+                        "sub_assessment:a_b_c__d_012345678901234567890123456789012345678");
 }
 
 static void test_stats_summary(void **state)
@@ -1178,6 +1246,7 @@ int main(void)
         cmocka_unit_test(test_truncated_and_garbage),
         cmocka_unit_test(test_individual_recommendation),
         cmocka_unit_test(test_callback_stop),
+        cmocka_unit_test(test_kind_counter_bounded),
         cmocka_unit_test(test_stats_summary),
         cmocka_unit_test(test_generator_matches_decoder),
         cmocka_unit_test(test_generator_rescans),
