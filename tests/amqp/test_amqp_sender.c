@@ -296,6 +296,34 @@ static void test_send_too_large(void **state)
     emu_stop(&e);
 }
 
+/*
+ * A rejected outcome fails the call with the service's condition. The emulator reads a body
+ * that is itself an encoded AMQP data section as a batch (the JS SDK's format), so a truncated
+ * one is a malformed message to it: rejected with amqp:decode-error.
+ */
+static void test_send_rejected(void **state)
+{
+    (void)state;
+    emu e;
+    const char *args[] = {"--hub", "eh1:4", NULL};
+    assert_true(emu_start(&e, args));
+    sw_amqp_client *snd = sender_client(&e, "eh1");
+    static const unsigned char bad[] = {0x00, 0x53, 0x75, 0xb0, 0xff, 0xff, 0xff, 0xff};
+    sw_amqp_out out[2] = {{"fine", 4}, {bad, sizeof bad}};
+    sw_err err;
+    assert_false(sw_amqp_send(snd, NULL, "0", out, 2, &err));
+    if (strstr(err.msg, "message 1 of 2 to eh1/Partitions/0 rejected: amqp:decode-error") == NULL) {
+        fail_msg("unexpected error: %s", err.msg);
+    }
+    assert_false(err.retriable);
+    /* the link stays usable */
+    if (!sw_amqp_send(snd, NULL, "0", out, 1, &err)) {
+        fail_msg("send after a rejection: %s", err.msg);
+    }
+    sw_amqp_client_free(snd);
+    emu_stop(&e);
+}
+
 typedef struct send_job {
     sw_amqp_client *c;
     const char *hub, *partition;
@@ -491,9 +519,10 @@ int main(void)
 {
     sw_log_set_level(SW_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_send_other_hub_1000), cmocka_unit_test(test_send_own_hub),
-        cmocka_unit_test(test_send_too_large),      cmocka_unit_test(test_send_server_busy_detach),
-        cmocka_unit_test(test_send_concurrent),     cmocka_unit_test(test_send_throughput),
+        cmocka_unit_test(test_send_other_hub_1000),     cmocka_unit_test(test_send_own_hub),
+        cmocka_unit_test(test_send_too_large),          cmocka_unit_test(test_send_rejected),
+        cmocka_unit_test(test_send_server_busy_detach), cmocka_unit_test(test_send_concurrent),
+        cmocka_unit_test(test_send_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
