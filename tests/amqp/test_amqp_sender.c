@@ -468,7 +468,8 @@ static void test_send_concurrent(void **state)
 /*
  * Throughput figure (docs/benchmarks.md "send"): 1 KB bodies in calls of 100 messages, one
  * caller, against the emulator on loopback. Printed, not asserted (speed is no unit test).
- * SW_SEND_BENCH_N sets the message count (default 20000).
+ * SW_SEND_BENCH_N sets the message count (default 20000), SW_SEND_BENCH_BATCH the messages
+ * per call (1..100, default 100).
  */
 static void test_send_throughput(void **state)
 {
@@ -479,35 +480,41 @@ static void test_send_throughput(void **state)
     sw_amqp_client *snd = sender_client(&e, "eh1");
     const char *env = getenv("SW_SEND_BENCH_N");
     long total = env != NULL ? strtol(env, NULL, 10) : 20000;
-    if (total < 100) {
-        total = 100;
+    const char *benv = getenv("SW_SEND_BENCH_BATCH");
+    long batch = benv != NULL ? strtol(benv, NULL, 10) : 100;
+    enum { BATCH_MAX = 100, SIZE = 1024 };
+    if (batch < 1 || batch > BATCH_MAX) {
+        batch = BATCH_MAX;
     }
-    enum { BATCH = 100, SIZE = 1024 };
-    static char bodies[BATCH][SIZE];
-    sw_amqp_out out[BATCH];
-    for (int i = 0; i < BATCH; i++) {
+    if (total < batch) {
+        total = batch;
+    }
+    total -= total % batch;
+    static char bodies[BATCH_MAX][SIZE];
+    sw_amqp_out out[BATCH_MAX];
+    for (int i = 0; i < BATCH_MAX; i++) {
         memset(bodies[i], 'a' + i % 26, SIZE);
         out[i].body = bodies[i];
         out[i].len = SIZE;
     }
     sw_err err;
     /* warm-up: connection, token, attach */
-    assert_true(sw_amqp_send(snd, NULL, "0", out, BATCH, &err));
+    assert_true(sw_amqp_send(snd, NULL, "0", out, (size_t)batch, &err));
     int64_t t0 = sw_time_mono_us();
-    for (long done = 0; done < total; done += BATCH) {
-        if (!sw_amqp_send(snd, NULL, "0", out, BATCH, &err)) {
+    for (long done = 0; done < total; done += batch) {
+        if (!sw_amqp_send(snd, NULL, "0", out, (size_t)batch, &err)) {
             fail_msg("send: %s", err.msg);
         }
     }
     int64_t us = sw_time_mono_us() - t0;
-    print_message("send throughput: %ld messages of %d bytes in calls of %d: %.0f messages/s "
+    print_message("send throughput: %ld messages of %d bytes in calls of %ld: %.0f messages/s "
                   "(%.1f MB/s), %.2f ms per call\n",
-                  total, SIZE, BATCH, (double)total * 1e6 / (double)us,
-                  (double)total * SIZE / (double)us, (double)us / 1000.0 / (double)(total / BATCH));
+                  total, SIZE, batch, (double)total * 1e6 / (double)us,
+                  (double)total * SIZE / (double)us, (double)us / 1000.0 / (double)(total / batch));
     char reply[256];
     assert_true(emu_cmd(&e, reply, sizeof reply, "info"));
     char want[64];
-    snprintf(want, sizeof want, "p0=0..%ld/", total + BATCH - 1);
+    snprintf(want, sizeof want, "p0=0..%ld/", total + batch - 1);
     if (strstr(reply, want) == NULL) {
         fail_msg("expected %s in %s", want, reply);
     }
@@ -518,6 +525,11 @@ static void test_send_throughput(void **state)
 int main(void)
 {
     sw_log_set_level(SW_LOG_ERROR);
+    /* SW_TEST_FILTER=test_send_throughput runs only the figure (docs/benchmarks.md) */
+    const char *filter = getenv("SW_TEST_FILTER");
+    if (filter != NULL && *filter != '\0') {
+        cmocka_set_test_filter(filter);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_other_hub_1000),     cmocka_unit_test(test_send_own_hub),
         cmocka_unit_test(test_send_too_large),          cmocka_unit_test(test_send_rejected),
