@@ -410,6 +410,101 @@ static void test_send_server_busy_detach(void **state)
     emu_stop(&e);
 }
 
+/* The connection drops in the middle of a send: the client reconnects and the call completes. */
+static void test_send_connection_drop(void **state)
+{
+    (void)state;
+    emu e;
+    const char *args[] = {"--hub", "eh1:4", NULL};
+    assert_true(emu_start(&e, args));
+    sw_amqp_client *snd = sender_client(&e, "eh1");
+    enum { N = 5000 };
+    send_job j = {.c = snd, .hub = NULL, .partition = "0"};
+    msgs_make(&j.m, "d", 0, N);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, send_thread, &j), 0);
+    sw_amqp_send_stats st;
+    for (int i = 0; i < 5000; i++) {
+        sw_amqp_get_send_stats(snd, &st);
+        if (st.sent >= 100) {
+            break;
+        }
+        usleep(200);
+    }
+    char reply[256];
+    assert_true(emu_cmd(&e, reply, sizeof reply, "drop-connections"));
+    pthread_join(th, NULL);
+    if (!j.ok) {
+        fail_msg("send failed: %s", j.err.msg);
+    }
+    sw_amqp_get_send_stats(snd, &st);
+    if (strcmp(reply, "ok connections=1") != 0 || st.attaches != 2) {
+        fail_msg("the drop did not hit the send: %s, attaches %llu", reply,
+                 (unsigned long long)st.attaches);
+    }
+    rx *r = reader(&e, "eh1", "0", 2 * N);
+    int got = rx_wait(r, N, 20000);
+    char *seen = calloc(N, 1);
+    for (int i = 0; i < got; i++) {
+        long k = body_index(r->body[i], "d");
+        assert_true(k >= 0 && k < N);
+        seen[k] = 1;
+    }
+    for (int k = 0; k < N; k++) {
+        if (!seen[k]) {
+            fail_msg("message %d lost", k);
+        }
+    }
+    print_message("connection drop during a send of %d: %d received, %llu transfers resent\n", N,
+                  got, (unsigned long long)st.resent);
+    free(seen);
+    rx_free(r);
+    msgs_free(&j.m);
+    sw_amqp_client_free(snd);
+    emu_stop(&e);
+}
+
+/* Attaches refused with server-busy again and again: the call gives up after 3 x
+ * operation_timeout with a timeout error that names the last condition. */
+static void test_send_gives_up(void **state)
+{
+    (void)state;
+    emu e;
+    const char *args[] = {"--hub", "eh1:4", NULL};
+    assert_true(emu_start(&e, args));
+    char reply[256];
+    assert_true(emu_cmd(&e, reply, sizeof reply, "refuse-attach 1000 com.microsoft:server-busy"));
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs);
+    sw_amqp_options o;
+    opts_for(&o, cs, "eh1");
+    o.operation_timeout_us = 400000;
+    o.backoff_min_us = 50000;
+    o.backoff_max_us = 200000;
+    sw_err err;
+    sw_amqp_client *snd = sw_amqp_client_new(&o, &err);
+    assert_non_null(snd);
+    msgs m;
+    msgs_make(&m, "g", 0, 3);
+    int64_t t0 = sw_time_mono_us();
+    assert_false(sw_amqp_send(snd, NULL, "0", m.out, m.n, &err));
+    int64_t took = sw_time_mono_us() - t0;
+    assert_int_equal(err.code, SW_E_TIMEOUT);
+    if (strstr(err.msg, "0 of 3 messages accepted within 1200 ms") == NULL ||
+        strstr(err.msg, "com.microsoft:server-busy") == NULL) {
+        fail_msg("unexpected error: %s", err.msg);
+    }
+    assert_true(took >= 1200000 && took < 3000000);
+    /* once the service takes attaches again, the same client sends */
+    assert_true(emu_cmd(&e, reply, sizeof reply, "refuse-attach 0"));
+    if (!sw_amqp_send(snd, NULL, "0", m.out, m.n, &err)) {
+        fail_msg("send after the refusals: %s", err.msg);
+    }
+    msgs_free(&m);
+    sw_amqp_client_free(snd);
+    emu_stop(&e);
+}
+
 /* Two threads send to the same target at once (one cached link): each one's order is kept. */
 static void test_send_concurrent(void **state)
 {
@@ -533,7 +628,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_other_hub_1000),     cmocka_unit_test(test_send_own_hub),
         cmocka_unit_test(test_send_too_large),          cmocka_unit_test(test_send_rejected),
-        cmocka_unit_test(test_send_server_busy_detach), cmocka_unit_test(test_send_concurrent),
+        cmocka_unit_test(test_send_server_busy_detach), cmocka_unit_test(test_send_connection_drop),
+        cmocka_unit_test(test_send_gives_up),           cmocka_unit_test(test_send_concurrent),
         cmocka_unit_test(test_send_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
