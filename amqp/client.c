@@ -33,6 +33,15 @@
 static void drive(sw_amqp_client *c);
 static void conn_fail(sw_amqp_client *c, const sw_err *why);
 static void client_fatal(sw_amqp_client *c, const sw_err *why);
+static void drive_senders(sw_amqp_client *c, int64_t now);
+static int64_t snd_next_deadline(sw_amqp_client *c, int64_t next);
+static void snd_token_ok(sw_amqp_client *c, sw_amqp_snd *s);
+static void on_snd_open(sw_amqp_client *c, pn_link_t *l);
+static void on_snd_close(sw_amqp_client *c, pn_link_t *l);
+static void on_snd_delivery(sw_amqp_client *c, pn_link_t *l, pn_delivery_t *d);
+static void snd_pump(sw_amqp_client *c, sw_amqp_snd *s);
+static void snd_connection_gone(sw_amqp_client *c, const sw_err *why);
+static void sreq_finish_locked(sw_amqp_client *c, sw_amqp_sreq *r, const sw_err *err);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -598,6 +607,7 @@ static void connection_gone(sw_amqp_client *c)
     c->mst = M_NONE;
     c->mauth.ok = false;
     c->mauth.pending_id = 0;
+    snd_connection_gone(c, c->conn_err_set ? &c->conn_err : NULL);
     for (size_t i = 0; i < c->nparts; i++) {
         sw_amqp_part *p = c->parts[i];
         p->link = NULL;
@@ -661,6 +671,9 @@ static void client_fatal(sw_amqp_client *c, const sw_err *why)
                 r->done = true;
                 r->err = c->fatal_err;
             }
+        }
+        for (sw_amqp_sreq *r = c->sreqs; r != NULL; r = r->next) {
+            sreq_finish_locked(c, r, &c->fatal_err);
         }
         pthread_cond_broadcast(&c->cv);
     }
@@ -840,6 +853,9 @@ static void drive(sw_amqp_client *c)
     if (c->cst == C_OPEN) {
         drive_mgmt(c, now);
     }
+    if (c->cst == C_OPEN) {
+        drive_senders(c, now);
+    }
 }
 
 static void reschedule(sw_amqp_client *c)
@@ -882,6 +898,7 @@ static void reschedule(sw_amqp_client *c)
         if (c->mst == M_ATTACHING && c->mdeadline < next) {
             next = c->mdeadline;
         }
+        next = snd_next_deadline(c, next);
     }
     /* re-arming costs a syscall: only when the earliest deadline moved */
     if (next == c->armed_at) {
@@ -1011,6 +1028,13 @@ static void on_cbs_reply(sw_amqp_client *c, pn_message_t *m)
             owner = c->parts[i];
         }
     }
+    sw_amqp_snd *sowner = NULL;
+    for (sw_amqp_snd *s = c->snds; a == NULL && id != 0 && s != NULL; s = s->next) {
+        if (s->auth.pending_id == id) {
+            a = &s->auth;
+            sowner = s;
+        }
+    }
     if (a == NULL) {
         return; /* a reply to a request of an earlier state; nothing waits for it */
     }
@@ -1026,6 +1050,8 @@ static void on_cbs_reply(sw_amqp_client *c, pn_message_t *m)
     atomic_fetch_add_explicit(&c->st_token_puts, 1, memory_order_relaxed);
     if (owner != NULL && owner->st == P_TOKEN) {
         attach_partition(c, owner);
+    } else if (sowner != NULL) {
+        snd_token_ok(c, sowner);
     } else if (owner == NULL && c->mst == M_TOKEN) {
         c->mg_tx = open_ctl_link(c, true, "$management", MGMT_REPLY);
         c->mg_rx = open_ctl_link(c, false, "$management", MGMT_REPLY);
@@ -1338,6 +1364,10 @@ static void on_link_remote_open(sw_amqp_client *c, pn_link_t *l)
         }
         return;
     }
+    if (pn_link_is_sender(l)) {
+        on_snd_open(c, l);
+        return;
+    }
     sw_amqp_part *p = part_by_link(l);
     if (p == NULL || p->link != l || p->st != P_ATTACHING) {
         return;
@@ -1370,6 +1400,10 @@ static void on_link_remote_close(sw_amqp_client *c, pn_link_t *l)
         } else {
             conn_fail(c, &err);
         }
+        return;
+    }
+    if (pn_link_is_sender(l)) {
+        on_snd_close(c, l);
         return;
     }
     sw_amqp_part *p = part_by_link(l);
@@ -1492,6 +1526,18 @@ static void handle(sw_amqp_client *c, pn_event_t *e, bool *exit_loop)
                 pn_link_advance(l);
                 pn_delivery_settle(d);
             }
+        } else if (l != c->cbs_tx && l != c->mg_tx) {
+            on_snd_delivery(c, l, d);
+        }
+        break;
+    }
+    case PN_LINK_FLOW: {
+        pn_link_t *l = pn_event_link(e);
+        if (pn_link_is_sender(l) && l != c->cbs_tx && l != c->mg_tx) {
+            sw_amqp_snd *s = pn_link_get_context(l);
+            if (s != NULL && s->link == l) {
+                snd_pump(c, s);
+            }
         }
         break;
     }
@@ -1585,6 +1631,457 @@ static void *client_thread(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------- sender */
+
+/*
+ * Send requests (sw_amqp_sreq) are posted by callers under mu and found by id;
+ * a delivery's 16-byte tag is (request id, message index), so an outcome that
+ * arrives after its caller gave up finds nothing and is only settled. Each
+ * message is one transfer whose payload is a single data section: 00 53 75
+ * (descriptor) b0 (vbin32) + 4-byte big-endian length, then the body bytes.
+ */
+#define SND_DATA_HDR 8
+#define SND_TAG_LEN 16
+
+static bool snd_cond_fatal(const char *name)
+{
+    return cond_fatal(name) || cond_is(name, "amqp:link:message-size-exceeded");
+}
+
+/* The cached sender of address, created on first use. [thread, mu held] */
+static sw_amqp_snd *snd_get(sw_amqp_client *c, const char *address)
+{
+    for (sw_amqp_snd *s = c->snds; s != NULL; s = s->next) {
+        if (strcmp(s->address, address) == 0) {
+            return s;
+        }
+    }
+    sw_amqp_snd *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return NULL;
+    }
+    s->address = strdup(address);
+    s->auth.audience = concat3(c->cs.endpoint, address, "");
+    if (s->address == NULL || s->auth.audience == NULL) {
+        free(s->address);
+        free(s->auth.audience);
+        free(s);
+        return NULL;
+    }
+    s->st = S_IDLE;
+    s->next = c->snds;
+    c->snds = s;
+    return s;
+}
+
+/* Ends a request and wakes its caller. [mu held] */
+static void sreq_finish_locked(sw_amqp_client *c, sw_amqp_sreq *r, const sw_err *err)
+{
+    if (r->done) {
+        return;
+    }
+    r->done = true;
+    if (err != NULL) {
+        r->err = *err;
+    } else {
+        sw_err_clear(&r->err);
+    }
+    pthread_cond_broadcast(&c->cv);
+}
+
+static sw_amqp_sreq *sreq_find_locked(sw_amqp_client *c, uint64_t id)
+{
+    for (sw_amqp_sreq *r = c->sreqs; r != NULL; r = r->next) {
+        if (r->id == id) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Messages in flight on s (or on every sender when s is NULL) go back to pending. [mu held] */
+static void snd_requeue_locked(sw_amqp_client *c, sw_amqp_snd *s, const sw_err *why)
+{
+    for (sw_amqp_sreq *r = c->sreqs; r != NULL; r = r->next) {
+        if (r->done || r->snd == NULL || (s != NULL && r->snd != s)) {
+            continue;
+        }
+        for (size_t i = 0; i < r->n; i++) {
+            if (r->mstate[i] == SM_INFLIGHT) {
+                r->mstate[i] = SM_PENDING;
+                if (i < r->cursor) {
+                    r->cursor = i;
+                }
+                atomic_fetch_add_explicit(&c->st_resent, 1, memory_order_relaxed);
+            }
+        }
+        if (why != NULL) {
+            r->last_err = *why;
+        }
+    }
+}
+
+static void snd_fail_locked(sw_amqp_client *c, sw_amqp_snd *s, const sw_err *err)
+{
+    for (sw_amqp_sreq *r = c->sreqs; r != NULL; r = r->next) {
+        if (!r->done && r->snd == s) {
+            sreq_finish_locked(c, r, err);
+        }
+    }
+}
+
+static void snd_drop_link(sw_amqp_snd *s)
+{
+    if (s->link != NULL) {
+        pn_link_set_context(s->link, NULL);
+        pn_link_close(s->link);
+        s->link = NULL;
+    }
+}
+
+/* A transient failure: in-flight messages are resent after the sender's backoff. */
+static void snd_retry(sw_amqp_client *c, sw_amqp_snd *s, const sw_err *why)
+{
+    snd_drop_link(s);
+    pthread_mutex_lock(&c->mu);
+    snd_requeue_locked(c, s, why);
+    pthread_mutex_unlock(&c->mu);
+    int64_t delay = backoff_delay(c, s->attempts++);
+    s->st = S_BACKOFF;
+    s->retry_at = now_mono() + delay;
+    SW_LOG(SW_LOG_WARN, "sender retry scheduled", SW_LF_STR("target", s->address),
+           SW_LF_INT("delay_ms", delay / 1000), SW_LF_STR("code", sw_code_name(why->code)),
+           SW_LF_STR("error", why->msg));
+}
+
+static void snd_attach(sw_amqp_client *c, sw_amqp_snd *s)
+{
+    if (c->tx_ssn == NULL) {
+        c->tx_ssn = pn_session(pn_session_connection(c->ctl_ssn));
+        pn_session_open(c->tx_ssn);
+    }
+    char name[512];
+    snprintf(name, sizeof name, "%s-tx-%s-%u", c->container, s->address, ++s->gen);
+    pn_link_t *l = pn_sender(c->tx_ssn, name);
+    pn_terminus_set_address(pn_link_target(l), s->address);
+    pn_terminus_set_address(pn_link_source(l), name);
+    pn_link_set_snd_settle_mode(l, PN_SND_UNSETTLED);
+    pn_link_set_context(l, s);
+    pn_link_open(l);
+    s->link = l;
+    s->st = S_ATTACHING;
+    s->deadline = now_mono() + c->o.operation_timeout_us;
+    SW_LOG(SW_LOG_DEBUG, "attaching sender", SW_LF_STR("target", s->address));
+}
+
+static void snd_transfer(sw_amqp_snd *s, const sw_amqp_sreq *r, size_t i)
+{
+    unsigned char tag[SND_TAG_LEN];
+    uint64_t idx = i;
+    memcpy(tag, &r->id, 8);
+    memcpy(tag + 8, &idx, 8);
+    pn_delivery(s->link, pn_dtag((const char *)tag, sizeof tag));
+    uint32_t len = (uint32_t)r->msgs[i].len;
+    const unsigned char hdr[SND_DATA_HDR] = {
+        0x00,
+        0x53,
+        0x75,
+        0xb0,
+        (unsigned char)(len >> 24),
+        (unsigned char)(len >> 16),
+        (unsigned char)(len >> 8),
+        (unsigned char)len,
+    };
+    pn_link_send(s->link, (const char *)hdr, sizeof hdr);
+    if (len > 0) {
+        pn_link_send(s->link, r->msgs[i].body, len);
+    }
+    pn_link_advance(s->link);
+}
+
+/* Sends pending messages of s's requests, oldest request first, while there is credit. */
+static void snd_pump(sw_amqp_client *c, sw_amqp_snd *s)
+{
+    if (s->st != S_ACTIVE || s->link == NULL) {
+        return;
+    }
+    int credit = pn_link_credit(s->link);
+    pthread_mutex_lock(&c->mu);
+    for (sw_amqp_sreq *r = c->sreqs; r != NULL && credit > 0; r = r->next) {
+        if (r->snd != s || r->done) {
+            continue;
+        }
+        if (!r->checked) {
+            bool ok = true;
+            for (size_t i = 0; i < r->n && ok; i++) {
+                uint64_t size = (uint64_t)r->msgs[i].len + SND_DATA_HDR;
+                uint64_t limit =
+                    s->max_size != 0 && s->max_size < UINT32_MAX ? s->max_size : UINT32_MAX;
+                if (size > limit) {
+                    sw_err e;
+                    sw_err_set_retriable(&e, SW_E_TOO_LARGE, false,
+                                         "message %zu of %zu is %llu bytes encoded (body %zu "
+                                         "bytes), over the max-message-size of %s (%llu bytes)",
+                                         i, r->n, (unsigned long long)size, r->msgs[i].len,
+                                         s->address, (unsigned long long)limit);
+                    sreq_finish_locked(c, r, &e);
+                    ok = false;
+                }
+            }
+            if (!ok) {
+                continue;
+            }
+            r->checked = true;
+        }
+        while (credit > 0 && r->cursor < r->n) {
+            size_t i = r->cursor++;
+            if (r->mstate[i] == SM_PENDING) {
+                snd_transfer(s, r, i);
+                r->mstate[i] = SM_INFLIGHT;
+                credit--;
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void snd_token_failed(sw_amqp_client *c, sw_amqp_snd *s, const sw_err *err)
+{
+    if (!err->retriable) {
+        client_fatal(c, err);
+    } else if (s->auth.ok && s->link != NULL) {
+        s->auth.refresh_at = now_mono() + backoff_delay(c, 0);
+    } else {
+        snd_retry(c, s, err);
+    }
+}
+
+static void drive_sender(sw_amqp_client *c, sw_amqp_snd *s, int64_t now)
+{
+    sw_err err;
+    sw_err_clear(&err);
+    if (s->st == S_BACKOFF && now >= s->retry_at) {
+        s->st = S_IDLE;
+    }
+    bool need_token = s->auth.pending_id == 0 && (!s->auth.ok || now >= s->auth.refresh_at) &&
+                      (s->busy || s->link != NULL);
+    if (need_token && s->st != S_BACKOFF) {
+        if (!put_token(c, &s->auth, &err)) {
+            snd_token_failed(c, s, &err);
+            return;
+        }
+        if (s->st == S_IDLE) {
+            s->st = S_TOKEN;
+        }
+    } else if (s->st == S_IDLE && s->busy && s->auth.ok && s->auth.pending_id == 0) {
+        snd_attach(c, s);
+    }
+    if (s->auth.pending_id != 0 && now >= s->auth.deadline) {
+        sw_err_set(&err, SW_E_TIMEOUT, "no CBS reply for %s within %lld ms", s->auth.audience,
+                   (long long)(c->o.operation_timeout_us / 1000));
+        conn_fail(c, &err);
+        return;
+    }
+    if (s->st == S_ATTACHING && now >= s->deadline) {
+        sw_err_set(&err, SW_E_TIMEOUT, "attach of sender %s not answered within %lld ms",
+                   s->address, (long long)(c->o.operation_timeout_us / 1000));
+        snd_retry(c, s, &err);
+        return;
+    }
+    snd_pump(c, s);
+}
+
+static void drive_senders(sw_amqp_client *c, int64_t now)
+{
+    pthread_mutex_lock(&c->mu);
+    for (sw_amqp_snd *s = c->snds; s != NULL; s = s->next) {
+        s->busy = false;
+    }
+    for (sw_amqp_sreq *r = c->sreqs; r != NULL; r = r->next) {
+        if (r->done) {
+            continue;
+        }
+        if (r->snd == NULL) {
+            r->snd = snd_get(c, r->address);
+        }
+        if (r->snd == NULL) {
+            sw_err e;
+            sw_err_set(&e, SW_E_NOMEM, "out of memory");
+            sreq_finish_locked(c, r, &e);
+            continue;
+        }
+        r->snd->busy = true;
+    }
+    pthread_mutex_unlock(&c->mu);
+    for (sw_amqp_snd *s = c->snds; s != NULL && c->cst == C_OPEN; s = s->next) {
+        drive_sender(c, s, now);
+    }
+}
+
+/* The earliest deadline of the senders, or next. */
+static int64_t snd_next_deadline(sw_amqp_client *c, int64_t next)
+{
+    for (sw_amqp_snd *s = c->snds; s != NULL; s = s->next) {
+        int64_t t = INT64_MAX;
+        if (s->st == S_BACKOFF && s->busy) {
+            t = s->retry_at;
+        } else if (s->st == S_ATTACHING) {
+            t = s->deadline;
+        }
+        if (s->auth.pending_id != 0 && s->auth.deadline < t) {
+            t = s->auth.deadline;
+        }
+        if (s->auth.ok && (s->link != NULL || s->busy) && s->auth.refresh_at < t) {
+            t = s->auth.refresh_at;
+        }
+        if (t < next) {
+            next = t;
+        }
+    }
+    return next;
+}
+
+/* The put-token for a sender was accepted. */
+static void snd_token_ok(sw_amqp_client *c, sw_amqp_snd *s)
+{
+    if (s->st == S_TOKEN) {
+        s->st = S_IDLE;
+        if (s->busy) {
+            snd_attach(c, s);
+        }
+    }
+}
+
+static void on_snd_open(sw_amqp_client *c, pn_link_t *l)
+{
+    sw_amqp_snd *s = pn_link_get_context(l);
+    if (s == NULL || s->link != l || s->st != S_ATTACHING) {
+        return;
+    }
+    if (pn_terminus_get_type(pn_link_remote_target(l)) == PN_UNSPECIFIED) {
+        return; /* refused: a detach with the reason follows */
+    }
+    s->st = S_ACTIVE;
+    s->max_size = pn_link_remote_max_message_size(l);
+    atomic_fetch_add_explicit(&c->st_snd_attaches, 1, memory_order_relaxed);
+    SW_LOG(SW_LOG_INFO, "sender attached", SW_LF_STR("target", s->address),
+           SW_LF_INT("max_message_size", (int64_t)s->max_size));
+    snd_pump(c, s);
+}
+
+static void on_snd_close(sw_amqp_client *c, pn_link_t *l)
+{
+    sw_amqp_snd *s = pn_link_get_context(l);
+    if (!(pn_link_state(l) & PN_LOCAL_CLOSED)) {
+        pn_link_close(l);
+    }
+    if (s == NULL || s->link != l) {
+        return; /* a link we already gave up */
+    }
+    const char *name, *desc;
+    cond_text(pn_link_remote_condition(l), &name, &desc);
+    sw_err err;
+    if (snd_cond_fatal(name)) {
+        sw_err_set_retriable(&err, cond_code(name), false, "sender %s: %s: %s", s->address, name,
+                             desc);
+        pn_link_set_context(l, NULL);
+        s->link = NULL;
+        s->st = S_IDLE;
+        s->auth.ok = false; /* an unauthorized-access is retried with a fresh token next time */
+        pthread_mutex_lock(&c->mu);
+        snd_fail_locked(c, s, &err);
+        pthread_mutex_unlock(&c->mu);
+        SW_LOG(SW_LOG_WARN, "sender failed", SW_LF_STR("target", s->address),
+               SW_LF_STR("error", err.msg));
+        return;
+    }
+    sw_err_set(&err, cond_code(name), "sender %s detached: %s %s", s->address,
+               name != NULL ? name : "(no condition)", desc);
+    snd_retry(c, s, &err);
+}
+
+/* An outcome for one of our transfers. */
+static void on_snd_delivery(sw_amqp_client *c, pn_link_t *l, pn_delivery_t *d)
+{
+    uint64_t rs = pn_delivery_remote_state(d);
+    bool rsettled = pn_delivery_settled(d);
+    if (!rsettled && (rs == 0 || rs == PN_RECEIVED)) {
+        return; /* not an outcome yet */
+    }
+    sw_amqp_snd *s = pn_link_get_context(l);
+    pn_delivery_tag_t tag = pn_delivery_tag(d);
+    uint64_t id = 0, idx = 0;
+    if (tag.size == SND_TAG_LEN) {
+        memcpy(&id, tag.start, 8);
+        memcpy(&idx, tag.start + 8, 8);
+    }
+    char why[400] = "";
+    if (rs == PN_REJECTED) {
+        const char *name, *desc;
+        cond_text(pn_disposition_condition(pn_delivery_remote(d)), &name, &desc);
+        snprintf(why, sizeof why, "%s %.300s", name != NULL ? name : "(no condition)", desc);
+    }
+    pn_delivery_settle(d);
+    bool current = s != NULL && s->link == l;
+    bool accepted = false;
+    pthread_mutex_lock(&c->mu);
+    sw_amqp_sreq *r = id != 0 ? sreq_find_locked(c, id) : NULL;
+    if (r != NULL && !r->done && idx < r->n) {
+        if (rs == PN_ACCEPTED) {
+            accepted = true;
+            if (r->mstate[idx] != SM_ACCEPTED) {
+                r->mstate[idx] = SM_ACCEPTED;
+                r->accepted++;
+                atomic_fetch_add_explicit(&c->st_sent, 1, memory_order_relaxed);
+            }
+            if (r->accepted == r->n) {
+                sreq_finish_locked(c, r, NULL);
+            }
+        } else if (rs == PN_REJECTED) {
+            sw_err e;
+            sw_err_set_retriable(&e, SW_E_AMQP, false, "message %llu of %zu to %s rejected: %s",
+                                 (unsigned long long)idx, r->n, r->address, why);
+            sreq_finish_locked(c, r, &e);
+        } else if (current && r->mstate[idx] == SM_INFLIGHT) {
+            /* released, modified or settled without an outcome: send it again */
+            r->mstate[idx] = SM_PENDING;
+            if (idx < r->cursor) {
+                r->cursor = (size_t)idx;
+            }
+            sw_err_set(&r->last_err, SW_E_AMQP, "message %llu to %s %s by the service",
+                       (unsigned long long)idx, r->address,
+                       rs == PN_RELEASED   ? "released"
+                       : rs == PN_MODIFIED ? "modified"
+                                           : "settled without an outcome");
+            atomic_fetch_add_explicit(&c->st_resent, 1, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (current) {
+        if (accepted) {
+            s->attempts = 0;
+        }
+        snd_pump(c, s);
+    }
+}
+
+/* The connection is gone: links are forgotten, in-flight messages resent on the next one. */
+static void snd_connection_gone(sw_amqp_client *c, const sw_err *why)
+{
+    c->tx_ssn = NULL;
+    for (sw_amqp_snd *s = c->snds; s != NULL; s = s->next) {
+        s->link = NULL;
+        s->auth.ok = false;
+        s->auth.pending_id = 0;
+        if (s->st != S_BACKOFF) {
+            s->st = S_IDLE;
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    snd_requeue_locked(c, NULL, why);
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* ------------------------------------------------------------- public API */
 
 static bool setup_auth(sw_amqp_client *c, sw_err *err)
@@ -1664,9 +2161,6 @@ static bool setup_names(sw_amqp_client *c, sw_err *err)
 
 static bool check_options(const sw_amqp_options *o, sw_err *err)
 {
-    if (o->cb.on_event == NULL) {
-        return sw_err_set(err, SW_E_INVALID_ARG, "on_event callback is required");
-    }
     if (o->prefetch < 1 || o->prefetch > 100000) {
         return sw_err_set(err, SW_E_CONFIG, "prefetch must be 1..100000");
     }
@@ -1767,6 +2261,12 @@ void sw_amqp_client_free(sw_amqp_client *c)
         free(c->parts[i]);
     }
     free(c->parts);
+    for (sw_amqp_snd *s = c->snds, *next; s != NULL; s = next) {
+        next = s->next;
+        free(s->address);
+        free(s->auth.audience);
+        free(s);
+    }
     sw_token_provider_destroy(&c->own_tp);
     sw_amqp_connstr_free(&c->cs);
     for (size_t i = 0; i < 4; i++) {
@@ -1839,6 +2339,9 @@ bool sw_amqp_add_partition(sw_amqp_client *c, const char *partition, const sw_am
     if (partition == NULL || *partition == '\0' || strlen(partition) >= SW_AMQP_PARTITION_ID_MAX ||
         strchr(partition, '/') != NULL) {
         return sw_err_set(err, SW_E_INVALID_ARG, "invalid partition id");
+    }
+    if (c->o.cb.on_event == NULL) {
+        return sw_err_set(err, SW_E_INVALID_ARG, "on_event callback is required to receive");
     }
     sw_amqp_position def;
     if (start == NULL) {
@@ -2027,4 +2530,112 @@ bool sw_amqp_get_partition_info(sw_amqp_client *c, const char *partition,
         memcpy(out->partition, partition, strlen(partition) + 1);
     }
     return true;
+}
+
+/* ------------------------------------------------------------- sender API */
+
+static struct timespec abs_deadline(int64_t from_now_us)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    int64_t ns = (int64_t)t.tv_nsec + (from_now_us % SW_US_PER_SEC) * 1000;
+    t.tv_sec += (time_t)(from_now_us / SW_US_PER_SEC + ns / 1000000000);
+    t.tv_nsec = (long)(ns % 1000000000);
+    return t;
+}
+
+bool sw_amqp_send(sw_amqp_client *c, const char *hub, const char *partition,
+                  const sw_amqp_out *msgs, size_t n, sw_err *err)
+{
+    if (c->thread_started && pthread_equal(pthread_self(), c->thread)) {
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "sw_amqp_send must not be called from an amqp "
+                          "callback");
+    }
+    if (partition == NULL || *partition == '\0' || strlen(partition) >= SW_AMQP_PARTITION_ID_MAX ||
+        strchr(partition, '/') != NULL) {
+        return sw_err_set(err, SW_E_INVALID_ARG, "invalid partition id");
+    }
+    const char *h = hub != NULL ? hub : c->hub;
+    if (*h == '\0' || strlen(h) > 256 || strchr(h, '/') != NULL) {
+        return sw_err_set(err, SW_E_INVALID_ARG, "invalid Event Hub name");
+    }
+    if (n == 0) {
+        return true;
+    }
+    if (msgs == NULL) {
+        return sw_err_set(err, SW_E_INVALID_ARG, "no messages to send");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].body == NULL && msgs[i].len > 0) {
+            return sw_err_set(err, SW_E_INVALID_ARG, "message %zu has no body", i);
+        }
+        if (msgs[i].len > UINT32_MAX - SND_DATA_HDR) {
+            return sw_err_set(err, SW_E_TOO_LARGE, "message %zu of %zu bytes is too large", i,
+                              msgs[i].len);
+        }
+    }
+    sw_amqp_sreq r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.address, sizeof r.address, "%s/Partitions/%s", h, partition);
+    r.msgs = msgs;
+    r.n = n;
+    r.mstate = calloc(n, 1);
+    if (r.mstate == NULL) {
+        return sw_err_set(err, SW_E_NOMEM, "out of memory");
+    }
+    int64_t budget = 3 * c->o.operation_timeout_us;
+    struct timespec until = abs_deadline(budget);
+    pthread_mutex_lock(&c->mu);
+    if (c->fatal) {
+        sw_err e = c->fatal_err;
+        pthread_mutex_unlock(&c->mu);
+        free(r.mstate);
+        if (err != NULL) {
+            *err = e;
+        }
+        return false;
+    }
+    r.id = ++c->next_sreq_id;
+    sw_amqp_sreq **tail = &c->sreqs;
+    while (*tail != NULL) {
+        tail = &(*tail)->next;
+    }
+    *tail = &r;
+    pthread_mutex_unlock(&c->mu);
+    atomic_store(&c->mgmt_pending, true); /* makes the client thread drive (senders too) */
+    poke(c);
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    while (!r.done && rc == 0) {
+        rc = pthread_cond_timedwait(&c->cv, &c->mu, &until);
+    }
+    for (sw_amqp_sreq **pp = &c->sreqs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == &r) {
+            *pp = r.next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(r.mstate);
+    if (!r.done) {
+        return sw_err_set(err, SW_E_TIMEOUT,
+                          "send to %s: %zu of %zu messages accepted within %lld ms%s%s", r.address,
+                          r.accepted, r.n, (long long)(budget / 1000),
+                          r.last_err.msg[0] != '\0' ? "; last error: " : "", r.last_err.msg);
+    }
+    if (r.err.code != SW_OK) {
+        if (err != NULL) {
+            *err = r.err;
+        }
+        return false;
+    }
+    return true;
+}
+
+void sw_amqp_get_send_stats(sw_amqp_client *c, sw_amqp_send_stats *out)
+{
+    out->sent = atomic_load(&c->st_sent);
+    out->resent = atomic_load(&c->st_resent);
+    out->attaches = atomic_load(&c->st_snd_attaches);
 }

@@ -91,6 +91,49 @@ typedef struct sw_amqp_mreq {
     struct sw_amqp_mreq *next;
 } sw_amqp_mreq;
 
+typedef enum {
+    S_IDLE,      /* no link, nothing in flight */
+    S_TOKEN,     /* put-token sent */
+    S_ATTACHING, /* attach sent */
+    S_ACTIVE,    /* sending */
+    S_BACKOFF,   /* waiting for retry_at */
+} snd_state;
+
+/* A cached sender link to one target `<hub>/Partitions/<id>`. [thread] */
+typedef struct sw_amqp_snd {
+    char *address;
+    sw_amqp_auth auth;
+    pn_link_t *link;
+    snd_state st;
+    uint32_t gen;
+    int64_t deadline; /* S_ATTACHING: attach reply due */
+    int64_t retry_at; /* S_BACKOFF */
+    int attempts;
+    uint64_t max_size; /* remote max-message-size, 0 = no limit */
+    bool busy;         /* a request waits for it (set by each drive) */
+    struct sw_amqp_snd *next;
+} sw_amqp_snd;
+
+/* Per-message progress of a send request. */
+enum { SM_PENDING = 0, SM_INFLIGHT = 1, SM_ACCEPTED = 2 };
+
+/* A send request of a blocked caller; lives on the caller's stack. [mu] */
+typedef struct sw_amqp_sreq {
+    uint64_t id;
+    char address[400]; /* <hub>/Partitions/<id> */
+    const sw_amqp_out *msgs;
+    size_t n;
+    unsigned char *mstate; /* SM_* per message */
+    size_t cursor;         /* no SM_PENDING message before it */
+    size_t accepted;
+    bool checked; /* sizes checked against the link's max-message-size */
+    bool done;
+    sw_err err;
+    sw_err last_err; /* last transient error, for the timeout message */
+    sw_amqp_snd *snd;
+    struct sw_amqp_sreq *next;
+} sw_amqp_sreq;
+
 typedef enum { C_DOWN, C_CONNECTING, C_OPEN, C_CLOSING } conn_state;
 typedef enum { M_NONE, M_TOKEN, M_ATTACHING, M_READY } mgmt_state;
 
@@ -146,6 +189,13 @@ struct sw_amqp_client {
     uint64_t rng;
     sw_err conn_err;
     bool conn_err_set;
+
+    /* sender: [mu] requests, [thread] links */
+    sw_amqp_sreq *sreqs;
+    uint64_t next_sreq_id;
+    sw_amqp_snd *snds;
+    pn_session_t *tx_ssn;
+    _Atomic uint64_t st_sent, st_resent, st_snd_attaches;
 };
 
 #endif

@@ -38,3 +38,14 @@ if(SW_FUZZ)
   target_link_options(fuzz_amqp PRIVATE -fsanitize=fuzzer)
   target_link_libraries(fuzz_amqp PRIVATE sw_amqp sw_common)
 endif()
+
+# The sender (sw_amqp_send) against the emulator: other hub, own hub, size limit, server-busy
+# detach mid-send, concurrent callers; prints the send throughput figure (docs/benchmarks.md).
+if(TARGET scanwatch-emulator)
+  add_executable(test_amqp_sender amqp/test_amqp_sender.c amqp/emu_harness.c)
+  target_link_libraries(test_amqp_sender PRIVATE sw_amqp sw_common PkgConfig::CMOCKA Threads::Threads)
+  add_dependencies(test_amqp_sender scanwatch-emulator)
+  add_test(NAME test_amqp_sender COMMAND test_amqp_sender)
+  set_tests_properties(test_amqp_sender PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endif()

@@ -183,4 +183,39 @@ typedef struct sw_amqp_stats {
 
 void sw_amqp_get_stats(sw_amqp_client *c, sw_amqp_stats *out);
 
+/*
+ * Sender (route hub, SPEC §6). One message to send: body bytes, sent as one AMQP data
+ * section. The bytes are borrowed for the duration of sw_amqp_send.
+ */
+typedef struct sw_amqp_out {
+    const void *body;
+    size_t len;
+} sw_amqp_out;
+
+/*
+ * Sends msgs to partition `partition` of hub `hub` (NULL = the client's own hub) and blocks until
+ * every message is accepted by the service (or fails). Each message is one transfer (proton 0.37
+ * cannot set the batch message-format 0x80013700), pipelined up to the link credit; a message
+ * whose encoding exceeds the link's max-message-size fails the call before anything is sent.
+ * Transient errors (detach-forced, server-busy, released/modified outcomes, connection loss,
+ * timeouts) are retried with the client's backoff until operation_timeout x 3; on false nothing
+ * can be assumed about which messages arrived (callers resend all: at-least-once). A rejected
+ * outcome or a non-retryable detach fails the call with the condition.
+ * Thread safety: any thread except the client thread (not from callbacks), not concurrently with
+ * sw_amqp_client_free. Several callers may send concurrently. Links are cached per target
+ * (`<hub>/Partitions/<id>`) and authorized with CBS like receivers. A client used only to send
+ * needs no on_event callback and no partitions.
+ */
+bool sw_amqp_send(sw_amqp_client *c, const char *hub, const char *partition,
+                  const sw_amqp_out *msgs, size_t n, sw_err *err);
+
+/* Sender counters (sw_amqp_get_send_stats). */
+typedef struct sw_amqp_send_stats {
+    uint64_t sent;     /* messages accepted by the service */
+    uint64_t resent;   /* transfers repeated after a detach, connection loss or release */
+    uint64_t attaches; /* sender link attaches */
+} sw_amqp_send_stats;
+
+void sw_amqp_get_send_stats(sw_amqp_client *c, sw_amqp_send_stats *out);
+
 #endif
