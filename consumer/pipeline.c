@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "route.h"
 #include "scanwatch/log.h"
 
 struct sw_pipeline {
@@ -17,6 +18,9 @@ struct sw_pipeline {
     sw_err err;
     bool failed;
     sw_decode_stats stats;
+    sw_forward_fn forward;
+    void *forward_ctx;
+    sw_route_scratch *routed;
     sw_metric *m_events, *m_findings, *m_bad, *m_skipped;
 };
 
@@ -64,6 +68,7 @@ void sw_pipeline_free(sw_pipeline *pl)
         return;
     }
     sw_decoder_free(pl->dec);
+    sw_route_scratch_free(pl->routed);
     sw_buf_free(&pl->json);
     sw_buf_free(&pl->repo);
     free(pl);
@@ -84,9 +89,19 @@ const sw_decode_stats *sw_pipeline_stats(const sw_pipeline *pl)
     return &pl->stats;
 }
 
+void sw_pipeline_set_forward(sw_pipeline *pl, sw_forward_fn fn, void *ctx)
+{
+    pl->forward = fn;
+    pl->forward_ctx = ctx;
+}
+
 static bool on_finding(void *ctx, const sw_finding *f)
 {
     sw_pipeline *pl = ctx;
+    if (pl->forward != NULL) {
+        pl->failed = !pl->forward(pl->forward_ctx, f, &pl->pos, &pl->err);
+        return !pl->failed;
+    }
     sw_buf_reset(&pl->json);
     sw_buf_reset(&pl->repo);
     if (!sw_finding_to_json(f, &pl->json)) {
@@ -195,6 +210,47 @@ bool sw_pipeline_event(sw_pipeline *pl, const sw_state_pos *pos, const void *bod
         if (!ok && !dead_letter(pl, sw_decode_bad_name(res.bad), derr.msg, body, len, err)) {
             return false;
         }
+    }
+    sw_decode_stats_add(&pl->stats, &res, ok);
+    count(pl, &res, ok);
+    return sw_state_engine_event_done(pl->eng, &pl->pos, err);
+}
+
+bool sw_pipeline_routed_event(sw_pipeline *pl, const sw_state_pos *pos, const void *body,
+                              size_t len, sw_err *err)
+{
+    if (pl->routed == NULL && (pl->routed = sw_route_scratch_new()) == NULL) {
+        return sw_err_set(err, SW_E_NOMEM, "out of memory");
+    }
+    pl->pos = *pos;
+    sw_routed r;
+    sw_err derr;
+    sw_err_clear(&derr);
+    sw_decode_result res;
+    memset(&res, 0, sizeof res);
+    bool ok = sw_route_decode(pl->routed, body, len, &r, &derr);
+    if (!ok) {
+        res.bad = SW_DECODE_BAD_WRONG_TYPE;
+        if (!dead_letter(pl, "bad_routed_record", derr.msg, body, len, err)) {
+            return false;
+        }
+    } else {
+        /* The export event's time: replays and several replicas see the same clock. */
+        pl->pos.enqueued = r.enqueued;
+        if (!sw_state_engine_add(pl->eng, &pl->pos, &r.rec, err)) {
+            return false;
+        }
+        res.records = 1;
+        res.findings = 1;
+        sw_shape shape = SW_SHAPE_MDVM;
+        const char *sh = strstr(r.rec.finding_json, "\"shape\":\"");
+        for (int i = 0; sh != NULL && i < SW_SHAPE_COUNT; i++) {
+            if (strncmp(sh + 9, sw_shape_name((sw_shape)i), strlen(sw_shape_name((sw_shape)i))) == 0) {
+                shape = (sw_shape)i;
+            }
+        }
+        res.by_shape[shape] = 1;
+        res.clean_markers = r.rec.clean_marker ? 1 : 0;
     }
     sw_decode_stats_add(&pl->stats, &res, ok);
     count(pl, &res, ok);

@@ -49,6 +49,23 @@ sw_time_us sw_pipeline_clock_now(const sw_pipeline *pl);
 bool sw_pipeline_event(sw_pipeline *pl, const sw_state_pos *pos, const void *body, size_t len,
                        size_t oversize, sw_err *err);
 
+/*
+ * Forward mode (several replicas, SPEC §6): findings go to fn instead of the
+ * state engine (bad events still go to the dead letter, and the event is still
+ * marked done, so its checkpoint commits with the engine's next batch).
+ */
+typedef bool (*sw_forward_fn)(void *ctx, const sw_finding *f, const sw_state_pos *pos,
+                              sw_err *err);
+void sw_pipeline_set_forward(sw_pipeline *pl, sw_forward_fn fn, void *ctx);
+
+/*
+ * One event of the route hub: a routed record (route.h) into the engine, its
+ * event time the export event's enqueued time. A malformed one is
+ * dead-lettered. false only when the engine failed.
+ */
+bool sw_pipeline_routed_event(sw_pipeline *pl, const sw_state_pos *pos, const void *body,
+                              size_t len, sw_err *err);
+
 /* Totals since creation. */
 const sw_decode_stats *sw_pipeline_stats(const sw_pipeline *pl);
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "pipeline.h"
+#include "route.h"
 #include "scanwatch/amqp.h"
 #include "scanwatch/amqp_connstr.h"
 #include "scanwatch/entra.h"
@@ -114,8 +115,18 @@ static void evq_free(evq *q)
     }
 }
 
+/* Where a partition's events go. */
+typedef enum {
+    PART_DIRECT, /* export hub, state kept here (one replica) */
+    PART_EXPORT, /* export hub, findings forwarded to the route hub (several replicas) */
+    PART_ROUTE,  /* route hub: routed records into state (several replicas) */
+} part_kind;
+
 typedef struct part {
     char id[SW_AMQP_PARTITION_ID_MAX];
+    part_kind kind;
+    sw_amqp_client *client;                     /* the client receiving it */
+    char state_id[SW_AMQP_PARTITION_ID_MAX + 8]; /* its checkpoint's name in state */
     evq in;    /* filled by the client thread, under svc.mu */
     evq ready; /* the processing thread's own */
     bool more_expected; /* snapshot for the merge: the hub holds events not yet received */
@@ -129,6 +140,13 @@ typedef struct part {
     bool info_known;
 } part;
 
+/* Routed records for one route partition, sent before the batch commits. */
+typedef struct fwd_queue {
+    sw_buf bodies;
+    size_t *ends; /* end offset of each body in `bodies` */
+    size_t n, cap;
+} fwd_queue;
+
 typedef struct svc {
     const sw_config *cfg;
     const sw_service_opts *o;
@@ -137,7 +155,17 @@ typedef struct svc {
     sw_state *st;
     sw_state_engine *eng;
     sw_pipeline *pl;
-    sw_amqp_client *amqp;
+    sw_amqp_client *amqp;  /* the export hub */
+    sw_amqp_client *route; /* the route hub (several replicas), or NULL */
+    sw_pipeline *fwd;      /* export partitions' pipeline in forward mode */
+    uint32_t route_n;      /* route hub partitions */
+    char **route_ids;
+    struct fwd_queue *fwdq; /* per route partition: routed records not yet sent */
+    size_t fwd_pending;
+    struct cbctx {
+        struct svc *s;
+        bool route;
+    } cb_export, cb_route;
     sw_notifier *notifier;
     sw_token_provider entra; /* Event Hubs with Entra ID (no key in the connection string) */
     bool has_entra;
@@ -167,10 +195,10 @@ typedef struct svc {
 
 /* ---- AMQP callbacks (client thread) -------------------------------------- */
 
-static int part_index(svc *s, const char *id)
+static int part_index(svc *s, bool route, const char *id)
 {
     for (size_t i = 0; i < s->n_parts; i++) {
-        if (strcmp(s->parts[i].id, id) == 0) {
+        if ((s->parts[i].kind == PART_ROUTE) == route && strcmp(s->parts[i].id, id) == 0) {
             return (int)i;
         }
     }
@@ -179,8 +207,9 @@ static int part_index(svc *s, const char *id)
 
 static void on_event(void *ctx, const sw_amqp_event *ev)
 {
-    svc *s = ctx;
-    int idx = part_index(s, ev->partition);
+    struct cbctx *cb = ctx;
+    svc *s = cb->s;
+    int idx = part_index(s, cb->route, ev->partition);
     if (idx < 0) {
         return;
     }
@@ -219,9 +248,10 @@ static void on_event(void *ctx, const sw_amqp_event *ev)
 
 static void on_partition_open(void *ctx, const char *partition)
 {
-    svc *s = ctx;
+    struct cbctx *cb = ctx;
+    svc *s = cb->s;
     pthread_mutex_lock(&s->mu);
-    int idx = part_index(s, partition);
+    int idx = part_index(s, cb->route, partition);
     if (idx >= 0) {
         s->parts[idx].open = true;
     }
@@ -232,9 +262,10 @@ static void on_partition_open(void *ctx, const char *partition)
 
 static void on_partition_closed(void *ctx, const char *partition, const sw_err *err)
 {
-    svc *s = ctx;
+    struct cbctx *cb = ctx;
+    svc *s = cb->s;
     pthread_mutex_lock(&s->mu);
-    int idx = part_index(s, partition);
+    int idx = part_index(s, cb->route, partition);
     if (idx >= 0) {
         s->parts[idx].open = false;
         s->parts[idx].active = false;
@@ -250,12 +281,15 @@ static void on_partition_closed(void *ctx, const char *partition, const sw_err *
 
 static void on_error(void *ctx, const char *partition, const sw_err *err, bool fatal)
 {
-    svc *s = ctx;
+    struct cbctx *cb = ctx;
+    svc *s = cb->s;
     if (partition == NULL) {
         atomic_store(&s->connected, false);
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < s->n_parts; i++) {
-            s->parts[i].open = false;
+            if ((s->parts[i].kind == PART_ROUTE) == cb->route) {
+                s->parts[i].open = false;
+            }
         }
         pthread_mutex_unlock(&s->mu);
     }
@@ -332,7 +366,7 @@ static void poll_lag_once(svc *s)
     for (size_t i = 0; i < s->n_parts && !atomic_load(&s->threads_stop); i++) {
         sw_amqp_partition_info info;
         sw_err err;
-        if (!sw_amqp_get_partition_info(s->amqp, s->parts[i].id, &info, &err)) {
+        if (!sw_amqp_get_partition_info(s->parts[i].client, s->parts[i].id, &info, &err)) {
             SW_LOG_ERR(SW_LOG_DEBUG, "partition properties unavailable", &err,
                        SW_LF_STR("partition", s->parts[i].id));
             continue;
@@ -435,56 +469,84 @@ static long partition_number(const char *id, size_t list_pos)
     return end != id && *end == '\0' && v >= 0 ? v : (long)list_pos;
 }
 
-static bool choose_partitions(svc *s, sw_err *err)
+/* Adds this replica's share of a hub's partitions (or only_partition). */
+static bool take_partitions(svc *s, sw_amqp_client *c, part_kind kind, int idx, int count,
+                            const char *only, char **ids, size_t n, sw_err *err)
 {
-    char **ids = NULL;
-    size_t n = 0;
-    if (!sw_amqp_get_partition_ids(s->amqp, &ids, &n, err)) {
-        sw_err_prefix(err, "discovering partitions");
-        return false;
-    }
-    int idx = 0;
-    int count = (int)sw_cfg_int(s->cfg, SW_CFG_REPLICA_COUNT);
-    bool ok = replica_index(s->cfg, &idx, err);
-    if (ok && count > 1 && s->o->only_partition == NULL) {
-        /* Defender sets no partition key: every replica would see part of every
-         * scan, and its diffs would be wrong. Re-keying through a route hub
-         * (SPEC §6) is what makes several replicas correct; until this build
-         * has it, refuse rather than mail wrong diffs. */
-        ok = sw_err_set(err, SW_E_CONFIG,
-                        "replica_count %d: several replicas need the route hub that re-keys "
-                        "findings by image, which this version does not have yet; run one "
-                        "replica (it owns every partition)",
-                        count);
-    }
-    for (size_t i = 0; ok && i < n; i++) {
-        bool mine = s->o->only_partition != NULL ? strcmp(ids[i], s->o->only_partition) == 0
-                                                 : partition_number(ids[i], i) % count == idx;
+    size_t before = s->n_parts;
+    for (size_t i = 0; i < n; i++) {
+        bool mine = only != NULL ? strcmp(ids[i], only) == 0
+                                 : partition_number(ids[i], i) % count == idx;
         if (!mine) {
             continue;
         }
         if (s->n_parts == MAX_PARTITIONS) {
-            ok = sw_err_set(err, SW_E_UNSUPPORTED, "more than %d partitions", MAX_PARTITIONS);
-            break;
+            return sw_err_set(err, SW_E_UNSUPPORTED, "more than %d partitions", MAX_PARTITIONS);
         }
         part *p = &s->parts[s->n_parts++];
         memset(p, 0, sizeof *p);
         snprintf(p->id, sizeof p->id, "%s", ids[i]);
+        /* Export and route partitions share one state: their checkpoints differ by name. */
+        snprintf(p->state_id, sizeof p->state_id, "%s%s", kind == PART_EXPORT ? "export/" : "",
+                 ids[i]);
+        p->kind = kind;
+        p->client = c;
         p->processed_seq = -1;
         p->settled_seq = -1;
         p->target_seq = -1;
         p->last_enqueued = -1;
     }
-    if (ok && s->o->only_partition != NULL && s->n_parts == 0) {
-        ok = sw_err_set(err, SW_E_NOT_FOUND, "the hub has no partition '%s'",
-                        s->o->only_partition);
+    if (only != NULL && s->n_parts == before) {
+        return sw_err_set(err, SW_E_NOT_FOUND, "the hub has no partition '%s'", only);
+    }
+    return true;
+}
+
+static bool choose_partitions(svc *s, sw_err *err)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    int idx = 0;
+    int count = (int)sw_cfg_int(s->cfg, SW_CFG_REPLICA_COUNT);
+    if (!replica_index(s->cfg, &idx, err)) {
+        return false;
+    }
+    if (count > 1 && s->route == NULL && s->o->only_partition == NULL) {
+        /* Defender sets no partition key: every replica would see part of every
+         * scan, and its diffs would be wrong. */
+        return sw_err_set(err, SW_E_CONFIG,
+                          "replica_count %d needs route_hub: several replicas re-key findings "
+                          "by image through a second hub (docs/deploy.md, \"Replicas\")",
+                          count);
+    }
+    bool ok = true;
+    /* replay/rebuild name one partition: of the route hub when there is one. */
+    if (s->route == NULL || s->o->only_partition == NULL) {
+        if (!sw_amqp_get_partition_ids(s->amqp, &ids, &n, err)) {
+            sw_err_prefix(err, "discovering partitions");
+            return false;
+        }
+        ok = take_partitions(s, s->amqp, s->route != NULL ? PART_EXPORT : PART_DIRECT, idx, count,
+                             s->o->only_partition, ids, n, err);
+        sw_amqp_free_partition_ids(ids, n);
+    }
+    if (ok && s->route != NULL) {
+        if (!sw_amqp_get_partition_ids(s->route, &s->route_ids, &n, err)) {
+            sw_err_prefix(err, "discovering the route hub's partitions");
+            return false;
+        }
+        s->route_n = (uint32_t)n;
+        s->fwdq = calloc(n > 0 ? n : 1, sizeof *s->fwdq);
+        ok = s->fwdq != NULL || sw_err_set(err, SW_E_NOMEM, "out of memory");
+        ok = ok && n > 0;
+        ok = ok && take_partitions(s, s->route, PART_ROUTE, idx, count, s->o->only_partition,
+                                   s->route_ids, n, err);
     }
     if (ok) {
-        SW_LOG(SW_LOG_INFO, "partitions assigned", SW_LF_UINT("hub_partitions", n),
-               SW_LF_UINT("owned", s->n_parts), SW_LF_INT("replica_index", idx),
+        SW_LOG(SW_LOG_INFO, "partitions assigned", SW_LF_UINT("owned", s->n_parts),
+               SW_LF_UINT("route_partitions", s->route_n), SW_LF_INT("replica_index", idx),
                SW_LF_INT("replica_count", count));
     }
-    sw_amqp_free_partition_ids(ids, n);
     return ok;
 }
 
@@ -498,7 +560,7 @@ static bool start_position(svc *s, part *p, sw_amqp_position *pos, sw_err *err)
     }
     sw_state_checkpoint cp;
     bool found = false;
-    if (!sw_state_checkpoint_get(s->st, p->id, &cp, &found, err)) {
+    if (!sw_state_checkpoint_get(s->st, p->state_id, &cp, &found, err)) {
         return false;
     }
     if (found) {
@@ -588,15 +650,69 @@ static bool event_hubs_identity(svc *s, const sw_config *cfg, sw_amqp_options *a
 
 /* ---- the loop ------------------------------------------------------------------ */
 
+/* Queues f's routed record for its route partition (the pipeline's forward hook). */
+static bool forward_finding(void *ctx, const sw_finding *f, const sw_state_pos *pos, sw_err *err)
+{
+    svc *s = ctx;
+    fwd_queue *q = &s->fwdq[sw_route_partition(f->image, s->route_n)];
+    if (q->n == q->cap) {
+        size_t cap = q->cap == 0 ? 64 : q->cap * 2;
+        size_t *ends = realloc(q->ends, cap * sizeof *ends);
+        if (ends == NULL) {
+            return sw_err_set(err, SW_E_NOMEM, "out of memory queueing a routed record");
+        }
+        q->ends = ends;
+        q->cap = cap;
+    }
+    if (!sw_route_encode(f, pos->enqueued, &q->bodies)) {
+        return sw_buf_check(&q->bodies, err);
+    }
+    q->ends[q->n++] = q->bodies.len;
+    s->fwd_pending++;
+    return true;
+}
+
+/* Sends every queued routed record and waits until the route hub accepted them. */
+static bool flush_forwards(svc *s, sw_err *err)
+{
+    for (uint32_t r = 0; r < s->route_n && s->fwd_pending > 0; r++) {
+        fwd_queue *q = &s->fwdq[r];
+        if (q->n == 0) {
+            continue;
+        }
+        sw_amqp_out *out = malloc(q->n * sizeof *out);
+        if (out == NULL) {
+            return sw_err_set(err, SW_E_NOMEM, "out of memory sending routed records");
+        }
+        size_t start = 0;
+        for (size_t i = 0; i < q->n; i++) {
+            out[i].body = q->bodies.data + start;
+            out[i].len = q->ends[i] - start;
+            start = q->ends[i];
+        }
+        bool ok = sw_amqp_send(s->route, NULL, s->route_ids[r], out, q->n, err);
+        free(out);
+        if (!ok) {
+            sw_err_prefix(err, "forwarding to route partition %s", s->route_ids[r]);
+            return false;
+        }
+        s->fwd_pending -= q->n;
+        q->n = 0;
+        sw_buf_reset(&q->bodies);
+    }
+    return true;
+}
+
 static bool commit_and_settle(svc *s, sw_err *err)
 {
-    if (!sw_state_engine_commit(s->eng, err)) {
+    /* Export checkpoints advance only after their forwards are accepted. */
+    if (!flush_forwards(s, err) || !sw_state_engine_commit(s->eng, err)) {
         return false;
     }
     for (size_t i = 0; i < s->n_parts; i++) {
         part *p = &s->parts[i];
         if (p->processed_seq > p->settled_seq) {
-            sw_amqp_settle(s->amqp, p->id, p->processed_seq);
+            sw_amqp_settle(p->client, p->id, p->processed_seq);
             p->settled_seq = p->processed_seq;
         }
     }
@@ -609,8 +725,15 @@ static bool process_node(svc *s, ev_node *n, sw_time_us now, sw_err *err)
     if (n->seq <= p->processed_seq) {
         return true; /* a redelivery of something already in the batch */
     }
-    sw_state_pos pos = {p->id, n->offset, n->seq, n->enqueued};
-    bool ok = sw_pipeline_event(s->pl, &pos, n->body, n->len, n->oversize, err);
+    sw_state_pos pos = {p->state_id, n->offset, n->seq, n->enqueued};
+    bool ok;
+    if (p->kind == PART_ROUTE) {
+        ok = sw_pipeline_routed_event(s->pl, &pos, n->body, n->len, err);
+    } else if (p->kind == PART_EXPORT) {
+        ok = sw_pipeline_event(s->fwd, &pos, n->body, n->len, n->oversize, err);
+    } else {
+        ok = sw_pipeline_event(s->pl, &pos, n->body, n->len, n->oversize, err);
+    }
     if (ok) {
         p->processed_seq = n->seq;
         if (n->enqueued != SW_TIME_UNSET && now >= n->enqueued) {
@@ -792,6 +915,15 @@ static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_co
         bool blocked = false;
         for (size_t i = 0; i < s->n_parts; i++) {
             part *p = &s->parts[i];
+            if (p->kind == PART_EXPORT) {
+                /* Forwarded as they come: order matters on the route hub, not here. */
+                if (p->ready.n > 0) {
+                    best = (int)i;
+                    blocked = false;
+                    break;
+                }
+                continue;
+            }
             if (p->ready.n == 0) {
                 blocked = blocked || p->more_expected;
             } else if (best < 0 || earlier(p->ready.head, s->parts[best].ready.head)) {
@@ -913,6 +1045,11 @@ static bool shutdown_service(svc *s, bool loop_ok, sw_err *err)
     }
     sw_amqp_client_free(s->amqp);
     s->amqp = NULL;
+    for (size_t i = 0; s->route != NULL && i < s->n_parts; i++) {
+        if (s->parts[i].kind == PART_ROUTE) {
+            sw_amqp_remove_partition(s->route, s->parts[i].id); /* keep sending, stop receiving */
+        }
+    }
     bool ok = loop_ok;
     if (ok) {
         uint64_t events = 0;
@@ -920,9 +1057,12 @@ static bool shutdown_service(svc *s, bool loop_ok, sw_err *err)
         size_t batch = (size_t)sw_cfg_int(s->cfg, SW_CFG_STATE_BATCH_EVENTS);
         ok = take_events(s, err) && process_ready(s, true, &events, &last_commit, batch, err);
         /* Windows that are due close now; the others stay durable and open. */
+        /* Export events already processed are forwarded before their checkpoints commit. */
         ok = ok && sw_state_engine_tick(s->eng, sw_time_now(), SW_TIME_UNSET, false, err) &&
-             sw_state_engine_commit(s->eng, err);
+             flush_forwards(s, err) && sw_state_engine_commit(s->eng, err);
     }
+    sw_amqp_client_free(s->route);
+    s->route = NULL;
     if (s->notifier != NULL && s->notify_started) {
         /* Give queued mails until the deadline; whatever is left stays in the outbox. */
         if (s->o->drain_outbox && ok) {
@@ -1002,12 +1142,25 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
     if (ok) {
         ao.max_message_size = (uint32_t)(s->max_message_size > 1024 * 1024 ? s->max_message_size
                                                                              : 1024 * 1024 + 4096);
-        ao.cb = (sw_amqp_callbacks){.ctx = s,
+        s->cb_export = (struct cbctx){s, false};
+        s->cb_route = (struct cbctx){s, true};
+        ao.cb = (sw_amqp_callbacks){.ctx = &s->cb_export,
                                     .on_event = on_event,
                                     .on_partition_open = on_partition_open,
                                     .on_partition_closed = on_partition_closed,
                                     .on_error = on_error};
         ok = (s->amqp = sw_amqp_client_new(&ao, err)) != NULL;
+    }
+    const char *route_hub = sw_cfg_str(cfg, SW_CFG_ROUTE_HUB);
+    if (ok && route_hub[0] != '\0') {
+        /* The route hub: same namespace and credentials, another hub. */
+        ao.eventhub = route_hub;
+        ao.cb.ctx = &s->cb_route;
+        ok = (s->route = sw_amqp_client_new(&ao, err)) != NULL;
+        ok = ok && (s->fwd = sw_pipeline_new(cfg, s->eng, s->metrics, SW_CLOCK_ENQUEUED, err)) != NULL;
+        if (ok) {
+            sw_pipeline_set_forward(s->fwd, forward_finding, s);
+        }
     }
     ok = ok && choose_partitions(s, err);
     for (size_t i = 0; ok && i < s->n_parts; i++) {
@@ -1017,7 +1170,7 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
             pthread_mutex_lock(&s->mu);
             s->parts[i].active = true;
             pthread_mutex_unlock(&s->mu);
-            ok = sw_amqp_add_partition(s->amqp, s->parts[i].id, &pos, err);
+            ok = sw_amqp_add_partition(s->parts[i].client, s->parts[i].id, &pos, err);
         }
     }
     if (ok) {
@@ -1043,15 +1196,19 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         loop_ok = loop_ok && sok;
     } else {
         sw_amqp_client_free(s->amqp);
+        sw_amqp_client_free(s->route);
     }
 
     if (summary != NULL) {
         memset(summary, 0, sizeof *summary);
-        if (s->pl != NULL) {
-            const sw_decode_stats *ds = sw_pipeline_stats(s->pl);
-            summary->events = ds->bodies;
-            summary->findings = ds->findings;
-            summary->bad_events = ds->bad;
+        for (int k = 0; k < 2; k++) {
+            sw_pipeline *pl = k == 0 ? s->pl : s->fwd;
+            if (pl != NULL) {
+                const sw_decode_stats *ds = sw_pipeline_stats(pl);
+                summary->events += ds->bodies;
+                summary->findings += ds->findings;
+                summary->bad_events += ds->bad;
+            }
         }
         if (s->eng != NULL) {
             sw_state_engine_stats st;
@@ -1074,6 +1231,13 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
     }
     sw_http_stop(s->http);
     sw_pipeline_free(s->pl);
+    sw_pipeline_free(s->fwd);
+    for (uint32_t r = 0; s->fwdq != NULL && r < s->route_n; r++) {
+        sw_buf_free(&s->fwdq[r].bodies);
+        free(s->fwdq[r].ends);
+    }
+    free(s->fwdq);
+    sw_amqp_free_partition_ids(s->route_ids, s->route_n);
     sw_state_engine_free(s->eng);
     sw_state_close(s->st);
     sw_metrics_free(s->metrics);

@@ -12,7 +12,7 @@ set_tests_properties(demo_end_to_end PROPERTIES LABELS integration TIMEOUT 120
 
 # End-to-end: emulator + `scanwatch run` + dir: sink, events published by
 # Microsoft's @azure/event-hubs producer (tests/sdk, pinned by its lockfile).
-foreach(scenario exact sigterm sigkill replay rebuild)
+foreach(scenario exact sigterm sigkill replay rebuild replicas)
   add_test(NAME service_e2e_${scenario}
     COMMAND node ${PROJECT_SOURCE_DIR}/tests/sdk/service-e2e.mjs
             --scanwatch $<TARGET_FILE:scanwatch> --emulator $<TARGET_FILE:scanwatch-emulator>

@@ -152,6 +152,8 @@
       "This replica's index; -1 = the StatefulSet pod ordinal at the end of the host name (0 with one replica).") \
     X(REPLICA_COUNT, replica_count, INT, "1", 1, 1024, NULL, \
       "Number of replicas sharing the hub; partition p belongs to replica p mod replica_count.") \
+    X(ROUTE_HUB, route_hub, STRING, "", 0, 0, NULL, \
+      "With several replicas: a second hub in the same namespace (same connection string and credentials) to which each replica forwards its partitions' findings, keyed by image, so that one replica keeps each image's state (SPEC §6).") \
     X(METRICS_PORT, metrics_port, INT, "9090", -1, 65535, NULL, \
       "Port of /metrics, /healthz and /readyz; 0 = any free port, -1 = off.") \
     X(METRICS_BIND, metrics_bind, STRING, "0.0.0.0", 0, 0, NULL, \

@@ -16,6 +16,8 @@
 //             `replay --renotify` mails the history again
 //   rebuild   `rebuild --partition P` of every partition into an empty state restores the
 //             same image state as the live run, with no mail
+//   replicas  3 replicas with a route hub (each forwards its export partitions' findings
+//             keyed by image) produce the same diff records and mails as one replica
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes, createHash } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
@@ -62,7 +64,10 @@ rmSync(WORK, { recursive: true, force: true });
 mkdirSync(WORK, { recursive: true });
 
 // ---- the stream and its specification ----
-const SCAN_QUIET = "2s";
+// One scan's records spread over 5 s of scan time; through several replicas they reach
+// the route hub in any order, so the quiet time must exceed the spread (default 300 s).
+// One replica merges partitions in enqueued order and keeps each scan's order.
+const SCAN_QUIET = SCENARIO === "replicas" ? "10s" : "2s";
 const streamPath = join(WORK, "stream.ndjson");
 {
   const r = spawnSync(GEN, ["--seed", "7", "--images", "12", "--findings", "15", "--rescans", "2",
@@ -108,7 +113,7 @@ const KEY_NAME = "RootManageSharedAccessKey";
 let emu;
 let emuPort;
 async function startEmulator() {
-  emu = spawn(EMULATOR, ["--port", "0", "--hub", `${HUB}:4`, "--sas-key", `${KEY_NAME}=${KEY}`,
+  emu = spawn(EMULATOR, ["--port", "0", "--hub", `${HUB}:4`, "--hub", "route:4", "--sas-key", `${KEY_NAME}=${KEY}`,
     "--no-control-stdin", "--log-level", "error"], { stdio: ["ignore", "pipe", "inherit"] });
   emuPort = await new Promise((resolve, reject) => {
     let buf = "";
@@ -126,11 +131,19 @@ const connStr = () =>
 
 // keyed: every event of one image goes to one partition (the route-hub layout),
 // by the image digest in the body as partition key.
-async function publish(from, to, keyed = false) {
+// paced: a pause whenever the stream moves to the next day's scans, as Defender's daily
+// rescans arrive a day apart (what several replicas need: see docs/deploy.md).
+async function publish(from, to, keyed = false, paced = false) {
   const producer = new EventHubProducerClient(connStr(), HUB);
   try {
     const ids = await producer.getPartitionIds();
+    let day = null;
     for (let i = from; i < to; i++) {
+      const t = lines[i].match(/"timeGenerated":"(\d{4}-\d\d-\d\d)/i);
+      if (paced && t && day !== null && t[1] !== day) {
+        await sleep(3000);
+      }
+      day = t ? t[1] : day;
       const digest = lines[i].match(/sha256:[0-9a-f]{64}/);
       const opts = keyed ? { partitionKey: digest ? digest[0] : `line-${i}` } : { partitionId: ids[i % ids.length] };
       await producer.sendBatch([{ body: Buffer.from(lines[i], "utf8") }], opts);
@@ -334,7 +347,35 @@ async function rebuild() {
   check(mails(rdir).length === 0, "rebuild sends no mail", mails(rdir).length, 0);
 }
 
-const scenarios = { exact, sigterm, sigkill, replay, rebuild };
+async function replicas() {
+  // Replicas run first and keep up with the producer, as they would with Defender's
+  // live stream; each owns export and route partitions p mod 3.
+  const dirs = [0, 1, 2].map((i) => join(WORK, `replica-${i}`));
+  const svcs = dirs.map((dir, i) =>
+    startService(dir, ["--replica-count", "3", "--replica-index", String(i), "--route-hub", "route"]));
+  await sleep(1500);
+  await publish(0, lines.length, false, true);
+  const end = Date.now() + 90000;
+  const all = () => dirs.flatMap((d) => readDiffs(join(d, "diffs.ndjson")));
+  while (Date.now() < end && (all().length < expected.length || dirs.flatMap(mails).length < expected.length)) {
+    await sleep(200);
+  }
+  await sleep(1000);
+  for (const svc of svcs) svc.kill("SIGTERM");
+  const codes = await Promise.all(svcs.map((p) => p.done));
+  check(codes.every((c) => c.code === 0), "3 replicas: each exits 0 on SIGTERM", codes.map((c) => c.code), [0, 0, 0]);
+  const got = all().map(diffKey).sort();
+  const same = JSON.stringify(got) === JSON.stringify(expected);
+  check(same, "3 replicas + route hub: the same diff records as one replica", got.length, expected.length);
+  if (!same) for (const svc of svcs) console.error(svc.stderrText.slice(-1500));
+  const perReplica = dirs.map((d) => readDiffs(join(d, "diffs.ndjson")).length);
+  check(perReplica.filter((n) => n > 0).length >= 2, "the images' state is spread over the replicas", perReplica, "> 0 on 2+ replicas");
+  const ids = dirs.flatMap(mails).map(mailId);
+  check(ids.length === expected.length && new Set(ids).size === ids.length, "3 replicas: every mail exactly once",
+    ids.length, expected.length);
+}
+
+const scenarios = { exact, sigterm, sigkill, replay, rebuild, replicas };
 try {
   await startEmulator();
   if (!scenarios[SCENARIO]) throw new Error(`unknown scenario ${SCENARIO}`);
