@@ -559,7 +559,9 @@ static bool gather_window(sw_state_engine *e, struct win *w, struct gather *g, s
         g->d[i].key = g->arena.data + g->d[i].key_off;
         g->d[i].json = g->arena.data + g->d[i].json_off;
     }
-    qsort(g->d, g->n, sizeof *g->d, dec_cmp);
+    if (g->n > 1) {
+        qsort(g->d, g->n, sizeof *g->d, dec_cmp);
+    }
     size_t out = 0;
     for (size_t i = 0; i < g->n; i++) {
         if (i + 1 < g->n && strcmp(g->d[i].key, g->d[i + 1].key) == 0) {
@@ -954,9 +956,17 @@ static struct win *open_window(sw_state_engine *e, const sw_state_record *r, sw_
     return w;
 }
 
+/* Replaces *dst with src, reusing the allocation when it fits: positions
+ * change on every record, and offsets rarely grow. */
 static bool set_str(char **dst, const char *src)
 {
-    char *s = strdup(src != NULL ? src : "");
+    const char *v = src != NULL ? src : "";
+    size_t n = strlen(v);
+    if (*dst != NULL && strlen(*dst) >= n) {
+        memcpy(*dst, v, n + 1);
+        return true;
+    }
+    char *s = strdup(v);
     if (s == NULL) {
         return false;
     }
@@ -1587,7 +1597,9 @@ bool sw_state_engine_sweep(sw_state_engine *e, sw_time_us now, int64_t ttl_us, u
     s.cutoff = now - ttl_us;
     s.wb = rocksdb_writebatch_create();
     bool ok = sw_state_scan(e->st, SW_CF_IMAGES, NULL, 0, sweep_image_cb, &s, err) && !s.oom;
-    qsort(s.dropped, s.n, sizeof *s.dropped, cmp_str);
+    if (s.n > 1) {
+        qsort(s.dropped, s.n, sizeof *s.dropped, cmp_str);
+    }
     for (size_t i = 0; ok && i < s.n; i++) {
         rocksdb_writebatch_delete_cf(s.wb, e->st->cf[SW_CF_IMAGES], s.dropped[i],
                                      strlen(s.dropped[i]));

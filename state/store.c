@@ -145,6 +145,9 @@ static bool list_unknown_cfs(const char *dir, rocksdb_options_t *o, char ***name
     *exists = rerr == NULL;
     if (rerr != NULL) {
         rocksdb_free(rerr);
+        if (list != NULL) {
+            rocksdb_list_column_families_destroy(list, count);
+        }
         return true; /* no database yet */
     }
     char **out = calloc(count + 1, sizeof *out);
@@ -432,7 +435,7 @@ bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_s
     for (; rocksdb_iter_valid(pi.it); rocksdb_iter_next(pi.it)) {
         size_t kl, vl;
         const char *k = rocksdb_iter_key(pi.it, &kl);
-        if (kl < plen || memcmp(k, prefix, plen) != 0) {
+        if (kl < plen || (plen > 0 && memcmp(k, prefix, plen) != 0)) {
             break;
         }
         const char *v = rocksdb_iter_value(pi.it, &vl);

@@ -544,7 +544,7 @@ static void test_sweep_ttl(void **state)
     assert_true(sw_state_image_get(f->st, "r/old@1", NULL, NULL, &found, &err));
     assert_false(found);
     /* Dropped: a new scan is a first scan again. */
-    next_diff(f);
+    cJSON_Delete(next_diff(f));
     add_ex(f, "r/old@1", "A", ACTIVE, T0 + S(1), PLAIN, false, SW_TIME_UNSET, NULL);
     close_commit(f);
     cJSON *d = NULL;
