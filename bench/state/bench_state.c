@@ -176,15 +176,23 @@ static int run_floor(const cfg *c)
 {
     rocksdb_options_t *o = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(o, 1);
-    rocksdb_options_set_write_buffer_size(o, (size_t)8 << 20);
+    rocksdb_options_set_write_buffer_size(o, (size_t)4 << 20);
     rocksdb_options_set_max_write_buffer_number(o, 2);
+    rocksdb_options_set_db_write_buffer_size(o, (size_t)12 << 20);
+    rocksdb_options_set_max_total_wal_size(o, (size_t)16 << 20);
     rocksdb_options_set_max_background_jobs(o, 2);
     rocksdb_options_set_compression(o, rocksdb_lz4_compression);
-    rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t)32 << 20);
+    rocksdb_options_set_max_open_files(o, 256);
+    rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t)16 << 20);
     rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(t, cache);
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
-    rocksdb_block_based_options_set_filter_policy(t, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(t, 1);
+    rocksdb_block_based_options_set_index_type(
+        t, rocksdb_block_based_table_index_type_two_level_index_search);
+    rocksdb_block_based_options_set_partition_filters(t, 1);
+    rocksdb_block_based_options_set_metadata_block_size(t, 4096);
+    rocksdb_block_based_options_set_filter_policy(t, rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(o, t);
     char *rerr = NULL;
     rocksdb_t *db = rocksdb_open(o, c->dir, &rerr);
