@@ -834,8 +834,25 @@ static bool write_image(sw_state_engine *e, const struct win *w, const struct di
     for (size_t i = 0; i < w->n_tags && i < SW_STATE_MAX_TAGS; i++) {
         r.tags[r.n_tags++] = w->tags[i];
     }
+    /* A rescan whose records carry no tags (Qualys) keeps the known tags. */
+    char *old = NULL;
+    if (w->n_tags == 0 && w->T != SW_TIME_UNSET) {
+        size_t vl = 0;
+        sw_err_clear(err);
+        old = get_wb(e, SW_CF_IMAGES, w->image, strlen(w->image), &vl, err);
+        if (!sw_err_ok(err)) {
+            return false;
+        }
+        sw_state_image_rec prev;
+        if (old != NULL && sw_state_image_rec_decode(old, vl, &prev)) {
+            for (size_t i = 0; i < prev.n_tags; i++) {
+                r.tags[r.n_tags++] = prev.tags[i];
+            }
+        }
+    }
     sw_buf_reset(&e->v);
     sw_state_image_rec_encode(&r, &e->v);
+    rocksdb_free(old);
     if (!sw_buf_check(&e->v, err)) {
         return false;
     }
@@ -956,9 +973,17 @@ static struct win *open_window(sw_state_engine *e, const sw_state_record *r, sw_
     return w;
 }
 
+/* Replaces *dst with src, reusing the allocation when it fits: positions
+ * change on every record, and offsets rarely grow. */
 static bool set_str(char **dst, const char *src)
 {
-    char *s = strdup(src != NULL ? src : "");
+    const char *v = src != NULL ? src : "";
+    size_t n = strlen(v);
+    if (*dst != NULL && strlen(*dst) >= n) {
+        memcpy(*dst, v, n + 1);
+        return true;
+    }
+    char *s = strdup(v);
     if (s == NULL) {
         return false;
     }

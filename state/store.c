@@ -145,7 +145,11 @@ static bool list_unknown_cfs(const char *dir, rocksdb_options_t *o, char ***name
     *exists = rerr == NULL;
     if (rerr != NULL) {
         rocksdb_free(rerr);
+<<<<<<< HEAD
         if (list != NULL) { /* librocksdb 7.8 allocates an empty list even on error */
+=======
+        if (list != NULL) {
+>>>>>>> refs/heads/state
             rocksdb_list_column_families_destroy(list, count);
         }
         return true; /* no database yet */
@@ -179,13 +183,16 @@ static size_t cf_prefix_len(sw_cf cf)
 
 static void tune_options(sw_state *st, const sw_state_opts *o)
 {
-    size_t cache = o->block_cache_bytes > 0 ? o->block_cache_bytes : (size_t)32 << 20;
-    size_t wbuf = o->write_buffer_bytes > 0 ? o->write_buffer_bytes : (size_t)8 << 20;
+    size_t cache = o->block_cache_bytes > 0 ? o->block_cache_bytes : (size_t)16 << 20;
+    size_t wbuf = o->write_buffer_bytes > 0 ? o->write_buffer_bytes : (size_t)4 << 20;
     st->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(st->opts, !o->read_only);
     rocksdb_options_set_create_missing_column_families(st->opts, !o->read_only);
     rocksdb_options_set_write_buffer_size(st->opts, wbuf);
     rocksdb_options_set_max_write_buffer_number(st->opts, 2);
+    /* One memtable budget for all column families, so memory does not grow
+     * with the number of families that happen to be written. */
+    rocksdb_options_set_db_write_buffer_size(st->opts, 3 * wbuf);
     rocksdb_options_set_max_background_jobs(st->opts, 2);
     rocksdb_options_set_compression(st->opts, rocksdb_lz4_compression);
     rocksdb_options_set_max_open_files(st->opts, 256);

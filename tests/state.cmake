@@ -20,3 +20,4 @@ add_test(NAME state_cli
           $<TARGET_FILE:sw-compact-json> ${PROJECT_SOURCE_DIR}/tests/data/samples
           ${CMAKE_CURRENT_BINARY_DIR}/state_cli.work)
 set_tests_properties(state_cli PROPERTIES LABELS unit TIMEOUT 300)
+set_tests_properties(test_state_property PROPERTIES TIMEOUT 900)

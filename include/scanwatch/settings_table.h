@@ -60,10 +60,10 @@
       "fsync the RocksDB WAL on every batch that advances a checkpoint.") \
     X(IMAGE_TTL, image_ttl, DURATION, "30d", SW_S(3600), SW_S(86400LL * 3650), NULL, \
       "Images not rescanned for this long are dropped from state.") \
-    X(STATE_BLOCK_CACHE, state_block_cache, SIZE, "32MiB", SW_MIB(1), SW_MIB(65536), NULL, \
+    X(STATE_BLOCK_CACHE, state_block_cache, SIZE, "16MiB", SW_MIB(1), SW_MIB(65536), NULL, \
       "RocksDB block cache (data, index and filter blocks), shared by all column families.") \
-    X(STATE_WRITE_BUFFER, state_write_buffer, SIZE, "8MiB", SW_MIB(1), SW_MIB(1024), NULL, \
-      "RocksDB memtable size per column family (at most two per family are held in memory).") \
+    X(STATE_WRITE_BUFFER, state_write_buffer, SIZE, "4MiB", SW_MIB(1), SW_MIB(1024), NULL, \
+      "RocksDB memtable size; all column families together hold at most three times this in memtables.") \
     X(STATE_WINDOW_CACHE, state_window_cache, SIZE, "32MiB", 0, SW_MIB(4096), NULL, \
       "RAM for copies of open windows' records, so closing a window reads nothing back from RocksDB (0 = always read back).") \
     X(STATE_BATCH_EVENTS, state_batch_events, INT, "1000", 1, 1000000, NULL, \

@@ -544,7 +544,7 @@ static void test_sweep_ttl(void **state)
     assert_true(sw_state_image_get(f->st, "r/old@1", NULL, NULL, &found, &err));
     assert_false(found);
     /* Dropped: a new scan is a first scan again. */
-    next_diff(f);
+    cJSON_Delete(next_diff(f));
     add_ex(f, "r/old@1", "A", ACTIVE, T0 + S(1), PLAIN, false, SW_TIME_UNSET, NULL);
     close_commit(f);
     cJSON *d = NULL;
@@ -554,6 +554,35 @@ static void test_sweep_ttl(void **state)
         cJSON_Delete(d);
     }
     assert_int_equal(n, 2); /* r/open and r/old again */
+}
+
+struct tags_seen {
+    size_t n_tags;
+    char first[32];
+};
+
+static bool tags_cb(void *ctx, const sw_state_image_info *info)
+{
+    struct tags_seen *t = ctx;
+    t->n_tags = info->n_tags;
+    snprintf(t->first, sizeof t->first, "%s", info->n_tags > 0 ? info->tags[0] : "");
+    return true;
+}
+
+static void test_untagged_rescan_keeps_tags(void **state)
+{
+    fx *f = *state;
+    add_ex(f, IMG, "A", ACTIVE, T0, PLAIN, false, T0, "v1");
+    close_commit(f);
+    add_ex(f, IMG, "B", ACTIVE, T0 + S(86400), PLAIN, false, T0 + S(86400), NULL);
+    close_commit(f);
+    struct tags_seen t = {0};
+    bool found = false;
+    sw_err err;
+    assert_true(sw_state_image_get(f->st, IMG, tags_cb, &t, &found, &err));
+    assert_true(found);
+    assert_int_equal(t.n_tags, 1);
+    assert_string_equal(t.first, "v1");
 }
 
 static size_t count_lines(const char *path, char *last, size_t n)
@@ -624,6 +653,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_window_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_diff_log_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untagged_rescan_keeps_tags, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

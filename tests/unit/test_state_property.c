@@ -401,7 +401,7 @@ static void test_random_streams(void **unused)
         return;
     }
     const char *runs_s = getenv("SW_PROPERTY_RUNS");
-    int runs = runs_s != NULL ? (int)strtol(runs_s, NULL, 10) : 30;
+    int runs = runs_s != NULL ? (int)strtol(runs_s, NULL, 10) : 15;
     for (int i = 1; i <= runs; i++) {
         run_seed((uint64_t)i);
     }
