@@ -145,11 +145,7 @@ static bool list_unknown_cfs(const char *dir, rocksdb_options_t *o, char ***name
     *exists = rerr == NULL;
     if (rerr != NULL) {
         rocksdb_free(rerr);
-<<<<<<< HEAD
         if (list != NULL) { /* librocksdb 7.8 allocates an empty list even on error */
-=======
-        if (list != NULL) {
->>>>>>> refs/heads/state
             rocksdb_list_column_families_destroy(list, count);
         }
         return true; /* no database yet */
