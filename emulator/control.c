@@ -5,6 +5,8 @@
  * reader threads only move lines. Syntax: docs/emulator.md.
  */
 #include <errno.h>
+#include <netdb.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -212,9 +214,9 @@ static void cmd_close_connections(emu_server *s, const char *args, bool abrupt, 
             ec->drop_requested = true;
         } else {
             ec->close_requested = true;
-            snprintf(ec->close_cond, sizeof ec->close_cond, "%.*s", (int)c.n,
-                     c.n > 0 ? c.p : "amqp:connection:forced");
-            if (c.n == 0) {
+            if (c.n > 0) {
+                snprintf(ec->close_cond, sizeof ec->close_cond, "%.*s", (int)c.n, c.p);
+            } else {
                 snprintf(ec->close_cond, sizeof ec->close_cond, "amqp:connection:forced");
             }
             snprintf(ec->close_desc, sizeof ec->close_desc, "%s",
@@ -368,31 +370,77 @@ static void *tcp_thread(void *arg)
     return NULL;
 }
 
+/* Listens on host:port (IPv4 or IPv6, as the AMQP listener); returns the fd or -1. */
+static int control_listen(const char *host, int port, int *bound_port, sw_err *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        sw_err_set(err, SW_E_CONFIG, "control port: cannot resolve '%s': %s", host,
+                   gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        freeaddrinfo(res);
+        sw_err_set(err, SW_E_IO, "control port %s:%d: %s", host, port, strerror(e));
+        return -1;
+    }
+    freeaddrinfo(res);
+    *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                           : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+/* Keeps the server reachable for the control threads until the process exits. */
+static emu_server *control_server;
+
+static void *signal_thread(void *arg)
+{
+    sigset_t *set = arg;
+    int sig = 0;
+    if (sigwait(set, &sig) == 0) {
+        char reply[64];
+        emu_server_submit(control_server, "quit", reply, sizeof reply);
+    }
+    return NULL;
+}
+
 bool emu_control_start(emu_server *s, const emu_options *opt, int *control_port, sw_err *err)
 {
     pthread_t th;
     *control_port = -1;
+    control_server = s;
+    s->threads_started = true;
+    /* SIGTERM / SIGINT become a "quit" command: the emulator exits cleanly. */
+    static sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 ||
+        pthread_create(&th, NULL, signal_thread, &stop_signals) != 0) {
+        return sw_err_set(err, SW_E_INTERNAL, "cannot start the signal thread");
+    }
+    pthread_detach(th);
     if (opt->control_port >= 0) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int port = -1;
+        int fd = control_listen(opt->host, opt->control_port, &port, err);
         if (fd < 0) {
-            return sw_err_set(err, SW_E_IO, "control socket: %s", strerror(errno));
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)opt->control_port)};
-        if (inet_pton(AF_INET, opt->host, &sa.sin_addr) != 1) {
-            close(fd);
-            return sw_err_set(err, SW_E_CONFIG, "control port: host '%s' is not an IPv4 address",
-                              opt->host);
-        }
-        socklen_t sl = sizeof sa;
-        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0 ||
-            getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
-            int e = errno;
-            close(fd);
-            return sw_err_set(err, SW_E_IO, "control port %s:%d: %s", opt->host, opt->control_port,
-                              strerror(e));
+            return false;
         }
         control_ctx *c = malloc(sizeof *c);
         if (c == NULL) {
@@ -407,8 +455,8 @@ bool emu_control_start(emu_server *s, const emu_options *opt, int *control_port,
             return sw_err_set(err, SW_E_INTERNAL, "cannot start the control thread");
         }
         pthread_detach(th);
-        *control_port = ntohs(sa.sin_port);
-        s->control_port = *control_port;
+        *control_port = port;
+        s->control_port = port;
     }
     if (opt->control_stdin) {
         if (pthread_create(&th, NULL, stdin_thread, s) != 0) {

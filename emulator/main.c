@@ -307,9 +307,7 @@ int main(int argc, char **argv)
 fail:
     fprintf(stderr, "scanwatch-emulator: %s\n", err.msg);
 out:
-    /* Control threads may still hold the server (a reply being written), and
-     * the process is ending: leave it to exit rather than race them. */
-    (void)srv;
+    emu_server_free(srv);
     emu_auth_free(auth);
     emu_store_free(store);
     return rc;

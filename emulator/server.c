@@ -98,13 +98,21 @@ void emu_server_free(emu_server *s)
     }
     if (s->proactor != NULL) {
         pn_proactor_free(s->proactor);
+        s->proactor = NULL;
     }
     if (s->ssl != NULL) {
         pn_ssl_domain_free(s->ssl);
+        s->ssl = NULL;
     }
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    free(s);
+    /*
+     * A control thread may still be returning from emu_server_submit; the
+     * struct and its mutex then live until exit (control.c keeps a pointer).
+     */
+    if (!s->threads_started) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s);
+    }
 }
 
 /* ---- registry of receivers per partition ---- */
@@ -560,56 +568,37 @@ static bool is_node(const char *entity, const char *node)
     return strcmp(last, node) == 0;
 }
 
-static void on_link_remote_open(emu_server *s, emu_conn *ec, pn_link_t *l)
+/*
+ * Checks a hub/partition link: fault-injected refusals, the address, the
+ * token, and for receivers the start position and epoch rules. False when
+ * the link was refused (already detached).
+ */
+static bool admit_entity_link(emu_server *s, emu_conn *ec, pn_link_t *l, emu_link *el,
+                              bool client_receives)
 {
-    bool client_receives = pn_link_is_sender(l);
-    pn_terminus_t *remote = client_receives ? pn_link_remote_source(l) : pn_link_remote_target(l);
-    const char *addr = pn_terminus_get_address(remote);
-    emu_link *el = calloc(1, sizeof *el);
-    if (el == NULL) {
-        link_refuse(l, "amqp:internal-error", "out of memory");
-        return;
+    if (take_refusal(s, l) || !resolve_entity(s, l, el, client_receives)) {
+        return false;
     }
-    el->link = l;
-    el->conn = ec;
-    if (addr == NULL || !emu_entity_path(addr, strlen(addr), el->entity, sizeof el->entity)) {
-        free(el);
-        link_refuse(l, "amqp:not-found", "link address missing or too long");
-        return;
-    }
-    bool node = false;
-    if (is_node(el->entity, "$cbs")) {
-        el->kind = client_receives ? EMU_LINK_CBS_OUT : EMU_LINK_CBS_IN;
-        node = true;
-    } else if (is_node(el->entity, "$management")) {
-        el->kind = client_receives ? EMU_LINK_MGMT_OUT : EMU_LINK_MGMT_IN;
-        node = true;
-    } else {
-        el->kind = client_receives ? EMU_LINK_RECEIVER : EMU_LINK_SENDER;
-        if (take_refusal(s, l) || !resolve_entity(s, l, el, client_receives)) {
-            free(el);
-            return;
-        }
-        if (!s->opt.no_auth) {
-            el->auth_expiry_s = claim_expiry(ec, el->entity);
-            if (el->auth_expiry_s == 0) {
-                link_refuse(l, "amqp:unauthorized-access",
-                            "Unauthorized access. '%s' claim(s) are required to perform this "
-                            "operation. Resource: '%s'. Put a token for it on $cbs first.",
-                            client_receives ? "Listen" : "Send", el->entity);
-                free(el);
-                return;
-            }
-        }
-        if (client_receives) {
-            el->has_epoch = read_epoch(l, &el->epoch);
-            if (!position_receiver(l, el) || !epoch_admit(l, el)) {
-                free(el);
-                return;
-            }
+    if (!s->opt.no_auth) {
+        el->auth_expiry_s = claim_expiry(ec, el->entity);
+        if (el->auth_expiry_s == 0) {
+            link_refuse(l, "amqp:unauthorized-access",
+                        "Unauthorized access. '%s' claim(s) are required to perform this "
+                        "operation. Resource: '%s'. Put a token for it on $cbs first.",
+                        client_receives ? "Listen" : "Send", el->entity);
+            return false;
         }
     }
-    (void)node;
+    if (!client_receives) {
+        return true;
+    }
+    el->has_epoch = read_epoch(l, &el->epoch);
+    return position_receiver(l, el) && epoch_admit(l, el);
+}
+
+/* Answers an attach: echoes the termini, sets the link up for its role, opens. */
+static void open_link(pn_link_t *l, emu_link *el, bool client_receives)
+{
     pn_terminus_copy(pn_link_source(l), pn_link_remote_source(l));
     pn_terminus_copy(pn_link_target(l), pn_link_remote_target(l));
     if (client_receives) {
@@ -632,6 +621,37 @@ static void on_link_remote_open(emu_server *s, emu_conn *ec, pn_link_t *l)
     SW_LOG(SW_LOG_INFO, "link attached", SW_LF_STR("link", pn_link_name(l)),
            SW_LF_STR("entity", el->entity), SW_LF_BOOL("client_receives", client_receives),
            SW_LF_INT("epoch", el->has_epoch ? el->epoch : -1), SW_LF_INT("cursor", el->cursor));
+}
+
+static void on_link_remote_open(emu_server *s, emu_conn *ec, pn_link_t *l)
+{
+    bool client_receives = pn_link_is_sender(l);
+    pn_terminus_t *remote = client_receives ? pn_link_remote_source(l) : pn_link_remote_target(l);
+    const char *addr = pn_terminus_get_address(remote);
+    emu_link *el = calloc(1, sizeof *el);
+    if (el == NULL) {
+        link_refuse(l, "amqp:internal-error", "out of memory");
+        return;
+    }
+    el->link = l;
+    el->conn = ec;
+    if (addr == NULL || !emu_entity_path(addr, strlen(addr), el->entity, sizeof el->entity)) {
+        free(el);
+        link_refuse(l, "amqp:not-found", "link address missing or too long");
+        return;
+    }
+    if (is_node(el->entity, "$cbs")) {
+        el->kind = client_receives ? EMU_LINK_CBS_OUT : EMU_LINK_CBS_IN;
+    } else if (is_node(el->entity, "$management")) {
+        el->kind = client_receives ? EMU_LINK_MGMT_OUT : EMU_LINK_MGMT_IN;
+    } else {
+        el->kind = client_receives ? EMU_LINK_RECEIVER : EMU_LINK_SENDER;
+        if (!admit_entity_link(s, ec, l, el, client_receives)) {
+            free(el);
+            return;
+        }
+    }
+    open_link(l, el, client_receives);
 }
 
 /* ---- delivery to receivers ---- */
@@ -764,7 +784,14 @@ static void on_incoming(emu_server *s, emu_conn *ec, emu_link *el, pn_delivery_t
         return;
     }
     pn_link_advance(l);
-    if (el->oversize) {
+    if (el->closing || ec->drop_requested) {
+        /*
+         * The link is detached on our side, or the connection is about to be
+         * dropped (the control command already answered): the client never
+         * sees an outcome and retries, so storing would duplicate the events.
+         */
+        pn_delivery_settle(d);
+    } else if (el->oversize) {
         char desc[EMU_DESC_MAX];
         snprintf(desc, sizeof desc,
                  "The received message exceeds the limit of %d bytes for this entity.",
@@ -908,19 +935,40 @@ void emu_server_submit(emu_server *s, const char *line, char *reply, size_t repl
 {
     emu_cmd c = {.line = line, .reply = reply, .reply_size = reply_size};
     pthread_mutex_lock(&s->mu);
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        snprintf(reply, reply_size, "error the emulator is stopping");
+        return;
+    }
     if (s->queue_tail != NULL) {
         s->queue_tail->next = &c;
     } else {
         s->queue_head = &c;
     }
     s->queue_tail = &c;
-    pthread_mutex_unlock(&s->mu);
+    /* Under the lock: emu_server_run's shutdown cannot free the proactor meanwhile. */
     pn_proactor_interrupt(s->proactor);
-    pthread_mutex_lock(&s->mu);
     while (!c.done) {
         pthread_cond_wait(&s->cv, &s->mu);
     }
     pthread_mutex_unlock(&s->mu);
+}
+
+/* After the loop: refuse further commands, answer queued ones, free connection contexts. */
+static void shutdown_server(emu_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->closed = true;
+    for (emu_cmd *c = s->queue_head; c != NULL; c = c->next) {
+        snprintf(c->reply, c->reply_size, "error the emulator is stopping");
+        c->done = true;
+    }
+    s->queue_head = s->queue_tail = NULL;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    while (s->conns != NULL) {
+        conn_free(s, s->conns);
+    }
 }
 
 static pn_millis_t timer_period(const emu_server *s)
@@ -937,10 +985,74 @@ static void on_timeout(emu_server *s)
     pn_proactor_set_timeout(s->proactor, timer_period(s));
 }
 
+static void on_listener_close(emu_server *s, pn_listener_t *listener)
+{
+    pn_condition_t *cond = pn_listener_condition(listener);
+    if (pn_condition_is_set(cond)) {
+        sw_err_set(&s->fail_err, SW_E_IO, "listen on %s:%d failed: %s", s->opt.host, s->opt.port,
+                   pn_condition_get_description(cond));
+        s->failed = true;
+    }
+    s->stop = true;
+}
+
+static void on_connection_init(emu_server *s, pn_connection_t *c, pn_event_t *e)
+{
+    emu_conn *ec = calloc(1, sizeof *ec);
+    if (ec == NULL) {
+        pn_transport_close_tail(pn_event_transport(e));
+        return;
+    }
+    ec->srv = s;
+    ec->conn = c;
+    ec->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = ec;
+    }
+    s->conns = ec;
+    pn_connection_set_context(c, ec);
+    pn_connection_set_container(c, "scanwatch-emulator");
+}
+
+/* The client detached (closed or not): forget the link and answer in kind. */
+static void on_link_remote_end(pn_link_t *l, bool closed)
+{
+    emu_link *el = pn_link_get_context(l);
+    if (el != NULL) {
+        el->closing = true;
+        link_free(el);
+    }
+    if (!(pn_link_state(l) & PN_LOCAL_CLOSED)) {
+        if (closed) {
+            pn_link_close(l);
+        } else {
+            pn_link_detach(l);
+        }
+    }
+}
+
+static void on_delivery(emu_server *s, emu_conn *ec, pn_delivery_t *d)
+{
+    pn_link_t *l = pn_delivery_link(d);
+    emu_link *el = pn_link_get_context(l);
+    if (pn_link_is_sender(l)) {
+        /* The client's outcome for an unsettled delivery: done with it. */
+        if (pn_delivery_updated(d) && pn_delivery_remote_state(d) != 0) {
+            pn_delivery_settle(d);
+        }
+    } else if (el != NULL && ec != NULL) {
+        on_incoming(s, ec, el, d);
+    } else if (!pn_delivery_partial(d)) {
+        pn_link_advance(l);
+        settle_in(d, PN_RELEASED, NULL, NULL);
+    }
+}
+
 static void handle(emu_server *s, pn_event_t *e)
 {
     pn_connection_t *c = pn_event_connection(e);
     emu_conn *ec = c != NULL ? pn_connection_get_context(c) : NULL;
+    emu_link *el = pn_event_link(e) != NULL ? pn_link_get_context(pn_event_link(e)) : NULL;
     switch (pn_event_type(e)) {
     case PN_LISTENER_OPEN:
         on_listener_open(s, pn_event_listener(e));
@@ -948,31 +1060,11 @@ static void handle(emu_server *s, pn_event_t *e)
     case PN_LISTENER_ACCEPT:
         on_accept(s, pn_event_listener(e));
         break;
-    case PN_LISTENER_CLOSE: {
-        pn_condition_t *cond = pn_listener_condition(pn_event_listener(e));
-        if (pn_condition_is_set(cond)) {
-            sw_err_set(&s->fail_err, SW_E_IO, "listen on %s:%d failed: %s", s->opt.host,
-                       s->opt.port, pn_condition_get_description(cond));
-            s->failed = true;
-        }
-        s->stop = true;
+    case PN_LISTENER_CLOSE:
+        on_listener_close(s, pn_event_listener(e));
         break;
-    }
     case PN_CONNECTION_INIT:
-        ec = calloc(1, sizeof *ec);
-        if (ec == NULL) {
-            pn_transport_close_tail(pn_event_transport(e));
-            break;
-        }
-        ec->srv = s;
-        ec->conn = c;
-        ec->next = s->conns;
-        if (s->conns != NULL) {
-            s->conns->prev = ec;
-        }
-        s->conns = ec;
-        pn_connection_set_context(c, ec);
-        pn_connection_set_container(c, "scanwatch-emulator");
+        on_connection_init(s, c, e);
         break;
     case PN_CONNECTION_REMOTE_OPEN:
         pn_connection_open(c);
@@ -992,41 +1084,17 @@ static void handle(emu_server *s, pn_event_t *e)
         }
         break;
     case PN_LINK_REMOTE_CLOSE:
-    case PN_LINK_REMOTE_DETACH: {
-        pn_link_t *l = pn_event_link(e);
-        emu_link *el = pn_link_get_context(l);
-        if (el != NULL) {
-            el->closing = true;
-            link_free(el);
-        }
-        if (!(pn_link_state(l) & PN_LOCAL_CLOSED)) {
-            pn_link_close(l);
-        }
+    case PN_LINK_REMOTE_DETACH:
+        on_link_remote_end(pn_event_link(e), pn_event_type(e) == PN_LINK_REMOTE_CLOSE);
         break;
-    }
-    case PN_LINK_FLOW: {
-        emu_link *el = pn_link_get_context(pn_event_link(e));
+    case PN_LINK_FLOW:
         if (el != NULL) {
             deliver(s, el);
         }
         break;
-    }
-    case PN_DELIVERY: {
-        pn_delivery_t *d = pn_event_delivery(e);
-        pn_link_t *l = pn_delivery_link(d);
-        emu_link *el = pn_link_get_context(l);
-        if (pn_link_is_sender(l)) {
-            if (pn_delivery_updated(d) && pn_delivery_remote_state(d) != 0) {
-                pn_delivery_settle(d);
-            }
-        } else if (el != NULL && ec != NULL) {
-            on_incoming(s, ec, el, d);
-        } else if (!pn_delivery_partial(d)) {
-            pn_link_advance(l);
-            settle_in(d, PN_RELEASED, NULL, NULL);
-        }
+    case PN_DELIVERY:
+        on_delivery(s, ec, pn_event_delivery(e));
         break;
-    }
     case PN_CONNECTION_WAKE:
         if (ec != NULL) {
             on_wake(s, ec);
@@ -1064,6 +1132,7 @@ bool emu_server_run(emu_server *s, sw_err *err)
         }
         pn_proactor_done(s->proactor, batch);
     }
+    shutdown_server(s);
     if (s->failed) {
         if (err != NULL) {
             *err = s->fail_err;

@@ -35,7 +35,8 @@ void emu_server_free(emu_server *s);
 
 /*
  * Listens, prints "ready port=N[ control-port=M]" on stdout, and serves until
- * a "quit" command. Returns false (with err) if listening fails.
+ * a "quit" command (SIGTERM and SIGINT send one). Then closes every
+ * connection. Returns false (with err) if listening fails.
  */
 bool emu_server_run(emu_server *s, sw_err *err);
 
@@ -46,7 +47,12 @@ bool emu_server_run(emu_server *s, sw_err *err);
  */
 void emu_server_submit(emu_server *s, const char *line, char *reply, size_t reply_size);
 
-/* Starts the control threads configured in the options. */
+/*
+ * Starts the control threads configured in the options and a thread that
+ * turns SIGTERM / SIGINT into "quit" (blocks those signals in the caller,
+ * which must not have started other threads). Afterwards the server struct
+ * lives until the process exits (emu_server_free frees the rest).
+ */
 bool emu_control_start(emu_server *s, const emu_options *opt, int *control_port, sw_err *err);
 
 #endif

@@ -108,6 +108,8 @@ struct emu_server {
     char refuse_desc[EMU_DESC_MAX];
     int64_t delay_ms;
     /* control queue */
+    bool threads_started; /* control threads may hold the server until exit */
+    bool closed;          /* under mu: the loop ended, submit no longer touches the proactor */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     emu_cmd *queue_head, *queue_tail;

@@ -22,7 +22,7 @@ try {
   );
   process.exit(1);
 }
-const { EventHubProducerClient, EventHubConsumerClient, earliestEventPosition } = sdk;
+const { EventHubProducerClient, EventHubConsumerClient, earliestEventPosition, latestEventPosition } = sdk;
 // The SDK's own key->partition mapper, to check the emulator routes keys like the service.
 const require = createRequire(import.meta.url);
 const sdkDir = dirname(require.resolve("@azure/event-hubs/package.json"));
@@ -57,9 +57,12 @@ function check(cond, what, got, want) {
   console.error(`FAIL: ${what}${detail}`);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(pred, ms, what) {
+async function waitFor(pred, ms, what, poll) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
+    if (poll) {
+      await poll();
+    }
     if (pred()) {
       return true;
     }
@@ -312,6 +315,46 @@ if (part2.length >= 4) {
     "from enqueued time");
 } else {
   check(false, "partition 2 has enough events for position tests", part2.length, ">= 4");
+}
+
+// ---- subscribe from latest: only events sent after the receiver attached ----
+let infoCache = "";
+{
+  const got = [];
+  const s = consumer.subscribe(
+    "3",
+    {
+      processEvents: async (events) => {
+        for (const e of events) {
+          got.push(e.body?.id);
+        }
+      },
+      processError: async () => {},
+    },
+    { startPosition: latestEventPosition, maxBatchSize: 10, maxWaitTimeInSeconds: 1 },
+  );
+  // Send only once the receiver is attached: the emulator's "info" lists receivers per partition.
+  await waitFor(() => infoCache.includes("p3=") && /p3=[^ ]*\/r[1-9]/.test(infoCache), 10000,
+    "receiver attached to partition 3", async () => {
+      infoCache = await control(`info ${HUB}`);
+    });
+  await producer.sendBatch([{ body: { id: "latest-1" } }], { partitionId: "3" });
+  await waitFor(() => got.length >= 1, 10000, "latest event");
+  await sleep(300);
+  await s.close();
+  check(JSON.stringify(got) === JSON.stringify(["latest-1"]), "from latest: only new events", got,
+    ["latest-1"]);
+}
+
+// ---- an unknown partition id is an error ----
+{
+  let err;
+  try {
+    await producer.getPartitionProperties("9");
+  } catch (e) {
+    err = e;
+  }
+  check(err !== undefined, "getPartitionProperties of partition 9 of 4 fails", err && err.message);
 }
 
 // ---- ownerLevel: a higher owner level takes the partition ----

@@ -13,6 +13,7 @@
 
 #include "amqpbin.h"
 #include "filter.h"
+#include "lineio.h"
 #include "store.h"
 
 /* Vectors from @azure/event-hubs 6.0.4 mapPartitionKeyToId (tests/sdk). */
@@ -343,6 +344,28 @@ static void test_filters(void **state)
     }
 }
 
+static void test_read_line(void **state)
+{
+    (void)state;
+    static const char text[] = "abc\n0123456789ABCDEF-too-long\nx\r\n\nlast";
+    FILE *fp = fmemopen((void *)text, sizeof text - 1, "r");
+    assert_non_null(fp);
+    char buf[8];
+    size_t n = 99;
+    assert_int_equal(emu_read_line(fp, buf, sizeof buf, &n), EMU_LINE_OK);
+    assert_string_equal(buf, "abc");
+    assert_int_equal(n, 3);
+    assert_int_equal(emu_read_line(fp, buf, sizeof buf, &n), EMU_LINE_TOO_LONG);
+    assert_int_equal(emu_read_line(fp, buf, sizeof buf, &n), EMU_LINE_OK);
+    assert_string_equal(buf, "x");
+    assert_int_equal(emu_read_line(fp, buf, sizeof buf, &n), EMU_LINE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(emu_read_line(fp, buf, sizeof buf, &n), EMU_LINE_OK);
+    assert_string_equal(buf, "last");
+    assert_int_equal(emu_read_line(fp, buf, sizeof buf, &n), EMU_LINE_EOF);
+    fclose(fp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_single_message_is_one_event),
         cmocka_unit_test(test_retention_and_seek),
         cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_read_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
