@@ -477,7 +477,9 @@ static void settle_partition(sw_amqp_client *c, sw_amqp_part *p, int64_t up_to)
         n++;
     }
     if (n > 0) {
-        atomic_fetch_add_explicit(&c->st_settled, n, memory_order_relaxed);
+        /* single writer: a plain count published with a relaxed store (no locked add) */
+        c->n_settled += n;
+        atomic_store_explicit(&c->st_settled, c->n_settled, memory_order_relaxed);
         grant_credit(c, p);
     }
 }
@@ -1336,7 +1338,7 @@ static void on_event_delivery(sw_amqp_client *c, sw_amqp_part *p, pn_link_t *l, 
     };
     p->attempts = 0;
     c->conn_attempts = 0;
-    atomic_fetch_add_explicit(&c->st_events, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->st_events, ++c->n_events, memory_order_relaxed);
     c->cur_part = p;
     c->o.cb.on_event(c->o.cb.ctx, &ev);
     c->cur_part = NULL;
