@@ -941,6 +941,65 @@ static void test_wire_frames(void **state)
     free(c);
 }
 
+/* A partition removed and added again (e.g. after a rebalance) restarts at its new position. */
+static void test_remove_and_readd(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    publish(&e, "1", 5, "r");
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs, KEY);
+    ctx *c = ctx_new();
+    c->auto_settle_limit = -1;
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "1", "earliest");
+    assert_true(wait_until(c, have_events, 5, 5000));
+    char off1[32];
+    snprintf(off1, sizeof off1, "%s", c->ev[1].offset);
+    sw_amqp_remove_partition(cl, "1");
+    sw_amqp_position after;
+    sw_err err;
+    assert_true(sw_amqp_position_after(&after, off1, 1, &err));
+    assert_true(sw_amqp_add_partition(cl, "1", &after, &err));
+    assert_true(wait_until(c, have_events, 8, 5000));
+    usleep(300000);
+    assert_int_equal(count(c), 8); /* 0..4, then 2..4 again from the new position */
+    assert_true(c->ev[5].seq == 2 && c->ev[7].seq == 4);
+    assert_int_equal(c->errors, 0);
+    finish(&e, c, cl);
+}
+
+/* Nothing listening yet: the client keeps retrying with backoff and connects once it is up. */
+static void test_connect_retries_until_up(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    int port = e.port;
+    emu_stop(&e); /* the port is free again */
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs, KEY);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_errors, 2, 5000)); /* refused, retried, refused */
+    char portarg[16];
+    snprintf(portarg, sizeof portarg, "%d", port);
+    const char *args[] = {"--port", portarg, NULL};
+    assert_true(emu_start(&e, args));
+    assert_int_equal(e.port, port);
+    publish(&e, "0", 2, "late");
+    assert_true(wait_until(c, have_events, 2, 10000));
+    assert_int_equal(c->fatal, 0);
+    sw_amqp_stats st;
+    sw_amqp_get_stats(cl, &st);
+    assert_int_equal(st.connects, 1);
+    finish(&e, c, cl);
+}
+
 int main(int argc, char **argv)
 {
     sw_log_set_level(SW_LOG_WARN);
@@ -961,6 +1020,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_epoch_takeover),
         cmocka_unit_test(test_drop_resumes_from_durable),
         cmocka_unit_test(test_unsettled_bound_and_credit),
+        cmocka_unit_test(test_remove_and_readd),
+        cmocka_unit_test(test_connect_retries_until_up),
         cmocka_unit_test(test_server_busy_backoff_and_forced),
         cmocka_unit_test(test_not_found_is_fatal_for_partition),
         cmocka_unit_test(test_entra_jwt_provider),
