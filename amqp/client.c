@@ -418,8 +418,8 @@ static void attach_partition(sw_amqp_client *c, sw_amqp_part *p)
            SW_LF_STR("filter", filter));
 }
 
-/* Stops a partition for good and tells the caller why. */
-static void partition_stop(sw_amqp_client *c, sw_amqp_part *p, const sw_err *why)
+/* Detaches p's receiver (if any); its unsettled deliveries are settled locally, no outcome. */
+static void drop_link(sw_amqp_part *p)
 {
     if (p->link != NULL) {
         ring_forget_deliveries(p, true);
@@ -427,13 +427,22 @@ static void partition_stop(sw_amqp_client *c, sw_amqp_part *p, const sw_err *why
         pn_link_close(p->link);
         p->link = NULL;
     }
+}
+
+/* Stops a partition for good and tells the caller why. */
+static void partition_stop(sw_amqp_client *c, sw_amqp_part *p, const sw_err *why)
+{
+    drop_link(p);
     p->st = P_STOPPED;
     p->ring_count = 0;
     p->ring_head = 0;
-    pthread_mutex_lock(&c->mu);
-    p->in_use = false;
-    pthread_mutex_unlock(&c->mu);
     if (why != NULL) {
+        /* stopped by the service: callers may add it again (unless they already did) */
+        pthread_mutex_lock(&c->mu);
+        if (!p->add_req) {
+            p->in_use = false;
+        }
+        pthread_mutex_unlock(&c->mu);
         SW_LOG(SW_LOG_WARN, "partition stopped", SW_LF_STR("partition", p->id),
                SW_LF_STR("code", sw_code_name(why->code)), SW_LF_STR("error", why->msg));
         if (c->o.cb.on_partition_closed != NULL) {
@@ -444,12 +453,7 @@ static void partition_stop(sw_amqp_client *c, sw_amqp_part *p, const sw_err *why
 
 static void partition_retry(sw_amqp_client *c, sw_amqp_part *p, const sw_err *why)
 {
-    if (p->link != NULL) {
-        ring_forget_deliveries(p, true);
-        pn_link_set_context(p->link, NULL);
-        pn_link_close(p->link);
-        p->link = NULL;
-    }
+    drop_link(p);
     int64_t delay = backoff_delay(c, p->attempts++);
     p->st = P_BACKOFF;
     p->retry_at = now_mono() + delay;
@@ -477,7 +481,9 @@ static void settle_partition(sw_amqp_client *c, sw_amqp_part *p, int64_t up_to)
         n++;
     }
     if (n > 0) {
-        atomic_fetch_add_explicit(&c->st_settled, n, memory_order_relaxed);
+        /* single writer: a plain count published with a relaxed store (no locked add) */
+        c->n_settled += n;
+        atomic_store_explicit(&c->st_settled, c->n_settled, memory_order_relaxed);
         grant_credit(c, p);
     }
 }
@@ -506,6 +512,7 @@ static void process_commands(sw_amqp_client *c)
             partition_stop(c, p, NULL);
         }
         if (add) {
+            drop_link(p); /* removed and added again before this thread saw the removal */
             p->start = start;
             p->durable_known = start.kind == SW_AMQP_START_AFTER_OFFSET;
             p->durable_seq = INT64_MIN;
@@ -1336,7 +1343,7 @@ static void on_event_delivery(sw_amqp_client *c, sw_amqp_part *p, pn_link_t *l, 
     };
     p->attempts = 0;
     c->conn_attempts = 0;
-    atomic_fetch_add_explicit(&c->st_events, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->st_events, ++c->n_events, memory_order_relaxed);
     c->cur_part = p;
     c->o.cb.on_event(c->o.cb.ctx, &ev);
     c->cur_part = NULL;

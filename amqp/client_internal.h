@@ -176,6 +176,7 @@ struct sw_amqp_client {
     int64_t armed_at; /* deadline the proactor timeout is set for, INT64_MAX = none */
     bool tick_req;
     sw_amqp_part *cur_part; /* partition whose on_event is running */
+    uint64_t n_events, n_settled;
     pn_session_t *ctl_ssn, *rx_ssn;
     pn_link_t *cbs_tx, *cbs_rx, *mg_tx, *mg_rx;
     mgmt_state mst;

@@ -228,10 +228,8 @@ static bool read_descriptor(rd *r, uint64_t *code)
     return true;
 }
 
-static bool key_is(const unsigned char *k, size_t n, const char *want)
-{
-    return strlen(want) == n && memcmp(k, want, n) == 0;
-}
+/* want is a string literal: its length is known at compile time */
+#define key_is(k, n, want) ((n) == sizeof(want) - 1 && memcmp((k), (want), (n)) == 0)
 
 /* Map header: returns the number of entries (keys + values) and sets r->end to the map's end. */
 static bool enter_map(rd *r, uint32_t *count, const unsigned char **map_end)

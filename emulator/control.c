@@ -5,6 +5,7 @@
  * reader threads only move lines. Syntax: docs/emulator.md.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -369,6 +370,42 @@ static void *tcp_thread(void *arg)
     return NULL;
 }
 
+/* Listens on host:port (IPv4 or IPv6, as the AMQP listener); returns the fd or -1. */
+static int control_listen(const char *host, int port, int *bound_port, sw_err *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        sw_err_set(err, SW_E_CONFIG, "control port: cannot resolve '%s': %s", host,
+                   gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        freeaddrinfo(res);
+        sw_err_set(err, SW_E_IO, "control port %s:%d: %s", host, port, strerror(e));
+        return -1;
+    }
+    freeaddrinfo(res);
+    *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                           : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
 /* Keeps the server reachable for the control threads until the process exits. */
 static emu_server *control_server;
 
@@ -400,26 +437,10 @@ bool emu_control_start(emu_server *s, const emu_options *opt, int *control_port,
     }
     pthread_detach(th);
     if (opt->control_port >= 0) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int port = -1;
+        int fd = control_listen(opt->host, opt->control_port, &port, err);
         if (fd < 0) {
-            return sw_err_set(err, SW_E_IO, "control socket: %s", strerror(errno));
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)opt->control_port)};
-        if (inet_pton(AF_INET, opt->host, &sa.sin_addr) != 1) {
-            close(fd);
-            return sw_err_set(err, SW_E_CONFIG, "control port: host '%s' is not an IPv4 address",
-                              opt->host);
-        }
-        socklen_t sl = sizeof sa;
-        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0 ||
-            getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
-            int e = errno;
-            close(fd);
-            return sw_err_set(err, SW_E_IO, "control port %s:%d: %s", opt->host, opt->control_port,
-                              strerror(e));
+            return false;
         }
         control_ctx *c = malloc(sizeof *c);
         if (c == NULL) {
@@ -434,8 +455,8 @@ bool emu_control_start(emu_server *s, const emu_options *opt, int *control_port,
             return sw_err_set(err, SW_E_INTERNAL, "cannot start the control thread");
         }
         pthread_detach(th);
-        *control_port = ntohs(sa.sin_port);
-        s->control_port = *control_port;
+        *control_port = port;
+        s->control_port = port;
     }
     if (opt->control_stdin) {
         if (pthread_create(&th, NULL, stdin_thread, s) != 0) {

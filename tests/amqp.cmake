@@ -11,6 +11,10 @@ if(TARGET scanwatch-emulator)
   set_tests_properties(test_amqp_emulator PROPERTIES LABELS integration TIMEOUT 300
     FIXTURES_REQUIRED emulator_certs
     ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR};SW_EMU_CERTS=${PROJECT_BINARY_DIR}/tests/emulator-certs")
+  # The frames on the wire, from proton's own trace.
+  add_test(NAME test_amqp_wire COMMAND test_amqp_emulator --wire)
+  set_tests_properties(test_amqp_wire PROPERTIES LABELS integration TIMEOUT 60
+    ENVIRONMENT "PN_TRACE_FRM=1;SW_BUILD_DIR=${PROJECT_BINARY_DIR}")
 endif()
 
 # Interop with Microsoft's @azure/event-hubs (node + `npm ci` in tests/sdk, as for the

@@ -394,9 +394,11 @@ int main(int argc, char **argv)
         printf("{\"summary\":\"emulator delivery to one receiver\",\"settle\":\"%s\","
                "\"credit\":%d,\"events\":%.0f,\"seconds\":%.3f,\"events_per_s\":%.0f,"
                "\"best_round_events_per_s\":%.0f,\"emulator_cpu_s\":%.2f,"
+               "\"emulator_us_per_event\":%.2f,\"emulator_events_per_cpu_s\":%.0f,"
                "\"preload_s\":%.2f}\n",
                o.unsettled ? "client (unsettled)" : "pre-settled", o.credit, total_events, total_s,
-               total_events / total_s, best, cpu, load_s);
+               total_events / total_s, best, cpu, cpu * 1e6 / total_events,
+               cpu > 0 ? total_events / cpu : 0.0, load_s);
     }
     free(r);
     kill(e.pid, SIGTERM);

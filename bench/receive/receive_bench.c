@@ -84,7 +84,9 @@ static void c_on_event(void *vc, const sw_amqp_event *ev)
 {
     cstate *s = vc;
     sw_amqp_settle(s->client, ev->partition, ev->sequence_number);
-    if (atomic_fetch_add(&s->n, 1) + 1 == s->want) {
+    long n = atomic_load_explicit(&s->n, memory_order_relaxed) + 1; /* one writer */
+    atomic_store_explicit(&s->n, n, memory_order_relaxed);
+    if (n == s->want) {
         pthread_mutex_lock(&s->mu);
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);

@@ -145,7 +145,8 @@ void sw_amqp_client_free(sw_amqp_client *c);
 /* Starts receiving partition at start. Adding a partition twice is an error. */
 bool sw_amqp_add_partition(sw_amqp_client *c, const char *partition, const sw_amqp_position *start,
                            sw_err *err);
-/* Stops receiving; unsettled deliveries are released. Unknown ids are ignored. */
+/* Stops receiving; deliveries not yet durable are settled locally without an outcome (the
+ * service gives them to the next reader). Unknown ids are ignored. */
 void sw_amqp_remove_partition(sw_amqp_client *c, const char *partition);
 /*
  * Declares every event of partition with sequence number <= up_to durable:

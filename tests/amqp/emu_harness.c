@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,6 +50,8 @@ bool emu_start(emu *e, const char *const *extra)
         return false;
     }
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphan emulator when a test dies */
+        unsetenv("PN_TRACE_FRM");         /* frame traces on stderr are the client's only */
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);

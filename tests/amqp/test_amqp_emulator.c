@@ -875,9 +875,142 @@ static void test_unsettled_bound_and_credit(void **state)
     finish(&e, c, cl);
 }
 
-int main(void)
+/* Frames the client sends, from proton's frame trace (PN_TRACE_FRM) on stderr. */
+static char trace_buf[1 << 17];
+/*
+ * What goes on the wire: SASL ANONYMOUS, OPEN with the namespace host name and the SDKs'
+ * 60 s idle timeout, put-token for the partition audience, the receiver's source address,
+ * selector filter (ulong descriptor) and com.microsoft:epoch as a long.
+ */
+static void test_wire_frames(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    publish(&e, "2", 1, "w");
+    /* proton traces frames to stderr when PN_TRACE_FRM=1 was set at start: catch them */
+    if (getenv("PN_TRACE_FRM") == NULL) {
+        fail_msg("run as `test_amqp_emulator --wire` with PN_TRACE_FRM=1 (ctest test_amqp_wire)");
+    }
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *tf = tmpfile();
+    assert_non_null(tf);
+    dup2(fileno(tf), 2);
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs, KEY);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    o.owner_level = 7;
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "2", "earliest");
+    assert_true(wait_until(c, have_events, 1, 5000));
+    sw_amqp_client_free(cl);
+    c->client = NULL;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tf);
+    size_t n = fread(trace_buf, 1, sizeof trace_buf - 1, tf);
+    trace_buf[n] = '\0';
+    fclose(tf);
+    static const char *const want[] = {
+        "@sasl-init(65) [mechanism=:ANONYMOUS",
+        "@open(16) [container-id=\"scanwatch-eh1-",
+        "hostname=\"localhost\"",
+        "idle-time-out=0xea60", /* 60000 ms */
+        /* the put-token request: string application properties, amqp-value string token */
+        "\\xa1\\x09operation\\xa1\\x09put-token",
+        "\\xa1\\x04type\\xa1\\x1fservicebus.windows.net:sastoken",
+        "\\xa1\\x04name\\xa1=sb://localhost:",
+        "/eh1/ConsumerGroups/$Default/Partitions/2\\x00Sw\\xa1",
+        "SharedAccessSignature sr=sb%3A%2F%2Flocalhost%3A",
+        "@source(40) [address=\"eh1/ConsumerGroups/$Default/Partitions/2\"",
+        ":\"apache.org:selector-filter:string\"=@0x468c00000004\"amqp.annotation.x-opt-offset > "
+        "\\x27-1\\x27\"",
+        ":\"com.microsoft:epoch\"=7",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (strstr(trace_buf, want[i]) == NULL) {
+            fprintf(stderr, "%s\n", trace_buf);
+            fail_msg("frame trace lacks: %s", want[i]);
+        }
+    }
+    emu_stop(&e);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* A partition removed and added again (e.g. after a rebalance) restarts at its new position. */
+static void test_remove_and_readd(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    publish(&e, "1", 5, "r");
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs, KEY);
+    ctx *c = ctx_new();
+    c->auto_settle_limit = -1;
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "1", "earliest");
+    assert_true(wait_until(c, have_events, 5, 5000));
+    char off1[32];
+    snprintf(off1, sizeof off1, "%s", c->ev[1].offset);
+    sw_amqp_remove_partition(cl, "1");
+    sw_amqp_position after;
+    sw_err err;
+    assert_true(sw_amqp_position_after(&after, off1, 1, &err));
+    assert_true(sw_amqp_add_partition(cl, "1", &after, &err));
+    assert_true(wait_until(c, have_events, 8, 5000));
+    usleep(300000);
+    assert_int_equal(count(c), 8); /* 0..4, then 2..4 again from the new position */
+    assert_true(c->ev[5].seq == 2 && c->ev[7].seq == 4);
+    assert_int_equal(c->errors, 0);
+    finish(&e, c, cl);
+}
+
+/* Nothing listening yet: the client keeps retrying with backoff and connects once it is up. */
+static void test_connect_retries_until_up(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    int port = e.port;
+    emu_stop(&e); /* the port is free again */
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs, KEY);
+    ctx *c = ctx_new();
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    assert_true(wait_until(c, have_errors, 2, 5000)); /* refused, retried, refused */
+    char portarg[16];
+    snprintf(portarg, sizeof portarg, "%d", port);
+    const char *args[] = {"--port", portarg, NULL};
+    assert_true(emu_start(&e, args));
+    assert_int_equal(e.port, port);
+    publish(&e, "0", 2, "late");
+    assert_true(wait_until(c, have_events, 2, 10000));
+    assert_int_equal(c->fatal, 0);
+    sw_amqp_stats st;
+    sw_amqp_get_stats(cl, &st);
+    assert_int_equal(st.connects, 1);
+    finish(&e, c, cl);
+}
+
+int main(int argc, char **argv)
 {
     sw_log_set_level(SW_LOG_WARN);
+    if (argc > 1 && strcmp(argv[1], "--wire") == 0) {
+        /* run with PN_TRACE_FRM=1 in the environment (ctest test_amqp_wire) */
+        const struct CMUnitTest wire[] = {cmocka_unit_test(test_wire_frames)};
+        return cmocka_run_group_tests(wire, NULL, NULL);
+    }
+    if (getenv("SW_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("SW_TEST_FILTER"));
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sas_discovery_all_partitions),
         cmocka_unit_test(test_sas_rejected),
@@ -887,6 +1020,8 @@ int main(void)
         cmocka_unit_test(test_epoch_takeover),
         cmocka_unit_test(test_drop_resumes_from_durable),
         cmocka_unit_test(test_unsettled_bound_and_credit),
+        cmocka_unit_test(test_remove_and_readd),
+        cmocka_unit_test(test_connect_retries_until_up),
         cmocka_unit_test(test_server_busy_backoff_and_forced),
         cmocka_unit_test(test_not_found_is_fatal_for_partition),
         cmocka_unit_test(test_entra_jwt_provider),
