@@ -1658,10 +1658,15 @@ static bool snd_cond_fatal(const char *name)
 /* The cached sender of address, created on first use. [thread, mu held] */
 static sw_amqp_snd *snd_get(sw_amqp_client *c, const char *address)
 {
+    size_t count = 0;
     for (sw_amqp_snd *s = c->snds; s != NULL; s = s->next) {
         if (strcmp(s->address, address) == 0) {
             return s;
         }
+        count++;
+    }
+    if (count >= SW_AMQP_MAX_PARTITIONS) {
+        return NULL; /* bounded: one cached link per target */
     }
     sw_amqp_snd *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -1913,7 +1918,9 @@ static void drive_senders(sw_amqp_client *c, int64_t now)
         }
         if (r->snd == NULL) {
             sw_err e;
-            sw_err_set(&e, SW_E_NOMEM, "out of memory");
+            sw_err_set(&e, SW_E_NOMEM,
+                       "no sender for %s: out of memory or more than %d targets in use", r->address,
+                       SW_AMQP_MAX_PARTITIONS);
             sreq_finish_locked(c, r, &e);
             continue;
         }

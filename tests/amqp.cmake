@@ -53,3 +53,15 @@ if(TARGET scanwatch-emulator)
   set_tests_properties(test_amqp_sender PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR}")
 endif()
+
+# Sender interop: Microsoft's @azure/event-hubs consumer (node + `npm ci` in tests/sdk) reads
+# what sw_amqp_send wrote, byte-exact.
+if(TARGET scanwatch-emulator)
+  add_executable(test_amqp_sender_interop amqp/test_amqp_sender_interop.c amqp/emu_harness.c)
+  target_link_libraries(test_amqp_sender_interop PRIVATE sw_amqp sw_common PkgConfig::CJSON
+    PkgConfig::CMOCKA)
+  add_dependencies(test_amqp_sender_interop scanwatch-emulator)
+  add_test(NAME test_amqp_sender_interop COMMAND test_amqp_sender_interop)
+  set_tests_properties(test_amqp_sender_interop PROPERTIES LABELS integration TIMEOUT 120
+    RUN_SERIAL TRUE ENVIRONMENT "SW_SOURCE_DIR=${PROJECT_SOURCE_DIR};SW_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endif()

@@ -12,6 +12,10 @@
  * conditions stop the partition (link errors) or the client (connection and
  * token errors) and are reported with the condition name and description.
  *
+ * It also sends (sw_amqp_send): one cached sender link per target partition,
+ * authorized the same way, blocking the caller until the service accepted
+ * every message (at-least-once; see docs/amqp.md "Sending").
+ *
  * This module knows nothing of what the events contain.
  *
  * Ownership: sw_amqp_client_new copies every string of the options; the
