@@ -256,8 +256,7 @@ static void on_partition_open(void *ctx, const char *partition)
         s->parts[idx].open = true;
     }
     pthread_mutex_unlock(&s->mu);
-    atomic_store(&s->connected, true);
-    SW_LOG(SW_LOG_INFO, "partition receiving", SW_LF_STR("partition", partition));
+    atomic_store(&s->connected, true); /* the client logs "partition receiving" */
 }
 
 static void on_partition_closed(void *ctx, const char *partition, const sw_err *err)
