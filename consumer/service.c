@@ -785,7 +785,7 @@ static void update_metrics(svc *s)
         owned += p->active ? 1 : 0;
         if (p->info_known) {
             char labels[96], id[64];
-            sw_metrics_label_escape(p->id, id, sizeof id);
+            sw_metrics_label_escape(p->state_id, id, sizeof id);
             snprintf(labels, sizeof labels, "partition=\"%s\"", id);
             int64_t lag = p->last_enqueued - p->settled_seq;
             sw_metric_set(s->m_lag, labels, (double)(lag > 0 ? lag : 0));
