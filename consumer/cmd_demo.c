@@ -15,7 +15,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -135,13 +134,6 @@ static void stop_emulator(emulator *em)
     }
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /* Demo defaults, unless the user gave the setting. */
 static bool demo_default(sw_config *cfg, sw_cfg_id id, const char *value, sw_err *err)
@@ -348,7 +340,7 @@ int sw_cmd_demo(sw_config *cfg, int argc, char **argv)
         return SW_EXIT_FAIL;
     }
     /* A fresh demo each time: the previous run's state and mails would hide the diffs. */
-    nftw(DEMO_DIR, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sw_remove_tree(DEMO_DIR);
     if (mkdir(DEMO_DIR, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "scanwatch demo: cannot create %s: %s\n", DEMO_DIR, strerror(errno));
         return SW_EXIT_FAIL;

@@ -15,7 +15,6 @@
  * `scanwatch run` continues live from the checkpoint it leaves.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,13 +70,6 @@ static int parse(const char *cmd, int argc, char **argv, struct replay_args *a, 
     return SW_EXIT_OK;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int run_bounded(const char *cmd, sw_config *cfg, const sw_service_opts *o)
 {
@@ -133,7 +125,7 @@ int sw_cmd_replay(sw_config *cfg, int argc, char **argv)
     }
     SW_LOG(SW_LOG_INFO, "replay with renotify uses a scratch state", SW_LF_STR("dir", scratch));
     rc = run_bounded("replay", cfg, &o);
-    nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sw_remove_tree(scratch);
     return rc;
 }
 

@@ -21,6 +21,8 @@ int sw_cmd_replay(sw_config *cfg, int argc, char **argv);
 int sw_cmd_rebuild(sw_config *cfg, int argc, char **argv);
 /* SIGTERM/SIGINT request a graceful stop of the service; SIGPIPE is ignored. */
 void sw_install_stop_signals(void);
+/* Removes a directory tree (the demo's output, replay's scratch state); missing is fine. */
+void sw_remove_tree(const char *path);
 int sw_cmd_process(sw_config *cfg, int argc, char **argv);
 int sw_cmd_state(sw_config *cfg, int argc, char **argv);
 int sw_cmd_decode(sw_config *cfg, int argc, char **argv);

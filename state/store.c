@@ -497,21 +497,28 @@ bool sw_state_checkpoint_get(sw_state *st, const char *partition, sw_state_check
     return true;
 }
 
+/* Writes an encoded value by itself and frees the buffer (which may have failed). */
+static bool put_encoded(sw_state *st, sw_cf cf, const char *key, size_t klen, sw_buf *b,
+                        const char *what, sw_err *err)
+{
+    if (!sw_buf_check(b, err)) {
+        sw_buf_free(b);
+        return false;
+    }
+    char *rerr = NULL;
+    rocksdb_put_cf(st->db, st->wo, st->cf[cf], key, klen, b->data, b->len, &rerr);
+    sw_buf_free(b);
+    return sw_state_rerr(rerr, err, what);
+}
+
 bool sw_state_checkpoint_put(sw_state *st, const char *partition, const sw_state_checkpoint *cp,
                              sw_err *err)
 {
     sw_buf b;
     sw_buf_init(&b, 0);
     sw_state_checkpoint_encode(cp, &b);
-    if (!sw_buf_check(&b, err)) {
-        sw_buf_free(&b);
-        return false;
-    }
-    char *rerr = NULL;
-    rocksdb_put_cf(st->db, st->wo, st->cf[SW_CF_CHECKPOINTS], partition, strlen(partition), b.data,
-                   b.len, &rerr);
-    sw_buf_free(&b);
-    return sw_state_rerr(rerr, err, "write checkpoint");
+    return put_encoded(st, SW_CF_CHECKPOINTS, partition, strlen(partition), &b, "write checkpoint",
+                       err);
 }
 
 struct cp_iter {
@@ -641,17 +648,9 @@ bool sw_state_dead_letter_put(sw_state *st, const sw_state_dead_letter *dl, sw_e
     sw_buf b;
     sw_buf_init(&b, 0);
     sw_state_encode_dead_letter(st, dl, sw_time_now(), &b);
-    if (!sw_buf_check(&b, err)) {
-        sw_buf_free(&b);
-        return false;
-    }
     unsigned char k[8];
     sw_enc_be64(k, sw_state_reserve_dead_letter(st));
-    char *rerr = NULL;
-    rocksdb_put_cf(st->db, st->wo, st->cf[SW_CF_DEAD_LETTER], (const char *)k, 8, b.data, b.len,
-                   &rerr);
-    sw_buf_free(&b);
-    return sw_state_rerr(rerr, err, "dead letter write");
+    return put_encoded(st, SW_CF_DEAD_LETTER, (const char *)k, 8, &b, "dead letter write", err);
 }
 
 struct dl_iter {
