@@ -30,7 +30,29 @@ struct prec {
     char *key; /* NULL for a clean marker */
     char *json;
     size_t json_len;
+    uint64_t hash; /* content hash of the JSON (sw_finding_content_hash) */
+    bool omitted;  /* JSON not kept: resolved, clean marker, or same as in S */
 };
+
+/*
+ * The image's set S as of the window's opening (S changes only when this
+ * window applies): finding keys with their content hashes, sorted by key,
+ * pointing into the image record's bytes. A record whose finding is in S
+ * with the same content needs no JSON: it cannot be new, and S already holds
+ * that JSON.
+ */
+struct ssum {
+    char *rec; /* the image record (rocksdb-allocated), or NULL */
+    sw_set_ent *ent;
+    size_t n;
+};
+
+static void ssum_free(struct ssum *s)
+{
+    rocksdb_free(s->rec);
+    free(s->ent);
+    memset(s, 0, sizeof *s);
+}
 
 struct win {
     char *image;
@@ -48,6 +70,7 @@ struct win {
     char *tags[SW_WIN_MAX_TAGS];
     char *first_partition, *first_offset, *last_partition, *last_offset;
     struct prec *ph, *pt;
+    struct ssum sum;
     bool dirty;
     struct win *dirty_prev, *dirty_next;
     size_t heap_idx;
@@ -338,6 +361,7 @@ static void win_free(struct win *w, size_t *ram_bytes)
         return;
     }
     free_precs(w, ram_bytes);
+    ssum_free(&w->sum);
     free(w->image);
     free(w->repository);
     for (size_t i = 0; i < w->n_tags; i++) {
@@ -437,8 +461,10 @@ static bool load_cp_cb(void *ctx, const char *partition, const sw_state_checkpoi
 
 /* ---- image records ---- */
 
-/* T of image (SW_TIME_UNSET when never applied), read through the batch. */
-static bool load_T(sw_state_engine *e, const char *image, sw_time_us *T, sw_err *err)
+/* T of image (SW_TIME_UNSET when never applied), read through the batch;
+ * with sum, also the summary of S (sum->rec NULL when there is no record). */
+static bool load_T(sw_state_engine *e, const char *image, sw_time_us *T, struct ssum *sum,
+                   sw_err *err)
 {
     size_t vl = 0;
     sw_err_clear(err);
@@ -447,14 +473,54 @@ static bool load_T(sw_state_engine *e, const char *image, sw_time_us *T, sw_err 
     if (!sw_err_ok(err)) {
         return false;
     }
-    if (v != NULL) {
-        sw_state_image_rec r;
-        if (sw_state_image_rec_decode(v, vl, &r)) {
-            *T = r.last_scan;
-        }
-        rocksdb_free(v);
+    if (v == NULL) {
+        return true;
     }
+    sw_state_image_rec r;
+    if (!sw_state_image_rec_decode(v, vl, &r)) {
+        rocksdb_free(v);
+        return true;
+    }
+    *T = r.last_scan;
+    if (sum == NULL || r.findings == 0) {
+        rocksdb_free(v);
+        return true;
+    }
+    sum->ent = malloc(r.findings * sizeof *sum->ent);
+    if (sum->ent == NULL) {
+        rocksdb_free(v);
+        return sw_err_set(err, SW_E_NOMEM, "set summary of %s", image);
+    }
+    const unsigned char *p = r.entries, *end = (const unsigned char *)r.entries + r.entries_len;
+    while (sum->n < r.findings && sw_set_ent_next(&p, end, &sum->ent[sum->n])) {
+        sum->n++;
+    }
+    sum->rec = v;
     return true;
+}
+
+/* The content hash of key in S, or false when key is not in S. */
+static bool ssum_find(const struct ssum *s, const char *key, uint64_t *hash)
+{
+    size_t lo = 0, hi = s->n, kl = strlen(key);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const sw_set_ent *x = &s->ent[mid];
+        int c = memcmp(x->key, key, x->key_len < kl ? x->key_len : kl);
+        if (c == 0) {
+            c = x->key_len < kl ? -1 : (x->key_len > kl ? 1 : 0);
+        }
+        if (c == 0) {
+            *hash = x->hash;
+            return true;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
 }
 
 /* ---- apply ---- */
@@ -466,8 +532,8 @@ struct dec {
     const char *key;
     const char *json;
     sw_time_us scan;
-    uint64_t idx;
-    bool resolved, in_arena;
+    uint64_t idx, hash;
+    bool resolved, omitted, in_arena;
 };
 
 struct gather {
@@ -510,7 +576,9 @@ static void gather_copy(struct gather *g, const sw_win_rec *r, uint64_t idx)
     sw_buf_append_char(&g->arena, '\0');
     d->scan = r->scan_time;
     d->idx = idx;
+    d->hash = r->hash;
     d->resolved = r->resolved;
+    d->omitted = r->omitted;
 }
 
 /* A record in RAM: borrowed (the window outlives the gather). */
@@ -525,7 +593,9 @@ static void gather_ram(struct gather *g, const struct prec *p, uint64_t idx)
     d->json_len = p->json_len;
     d->scan = p->scan_time;
     d->idx = idx;
+    d->hash = p->hash;
     d->resolved = p->resolved;
+    d->omitted = p->omitted;
 }
 
 static int dec_cmp(const void *a, const void *b)
@@ -728,7 +798,8 @@ static bool merge_sets(sw_state_engine *e, const char *base, const char *target,
                 d->n_after++;
                 sw_set_ent n = s;
                 n.last = x->scan;
-                n.hash = sw_finding_content_hash(x->json, x->json_len);
+                n.hash = x->hash;
+                /* An omitted JSON is S's own (same hash): nothing to write. */
                 if (copy_all || n.hash != s.hash) {
                     put_json(e, target, s.key, s.key_len, x->json, x->json_len);
                 }
@@ -739,10 +810,15 @@ static bool merge_sets(sw_state_engine *e, const char *base, const char *target,
             continue;
         }
         if (!x->resolved) { /* new */
+            if (x->omitted) {
+                /* Only a finding of S has its JSON omitted, and S changes
+                 * only when this window applies: a broken invariant. */
+                return sw_err_set(err, SW_E_STATE, "window of %s lost the JSON of new finding %s",
+                                  target, x->key);
+            }
             note_new(d, x);
             d->n_after++;
-            sw_set_ent n = {x->key, strlen(x->key), x->scan, x->scan,
-                            sw_finding_content_hash(x->json, x->json_len)};
+            sw_set_ent n = {x->key, strlen(x->key), x->scan, x->scan, x->hash};
             put_json(e, target, n.key, n.key_len, x->json, x->json_len);
             sw_set_ent_encode(out, &n);
         }
@@ -1030,8 +1106,16 @@ static bool set_str(char **dst, const char *src)
 static bool join_window(sw_state_engine *e, struct win *w, const sw_state_pos *pos,
                         const sw_state_record *r)
 {
+    /* Only a finding that may be new or changed needs its JSON kept. */
+    uint64_t hash = 0, in_s = 0;
+    bool omit = r->resolved || r->key == NULL;
+    if (!omit) {
+        hash = sw_finding_content_hash(r->finding_json, r->finding_len);
+        omit = ssum_find(&w->sum, r->key, &in_s) && in_s == hash;
+    }
+    size_t jl = omit ? 0 : r->finding_len;
     size_t klen = r->key != NULL ? strlen(r->key) + 1 : 0;
-    struct prec *p = malloc(sizeof *p + r->finding_len + 1 + klen);
+    struct prec *p = malloc(sizeof *p + jl + 1 + klen);
     if (p == NULL) {
         return false;
     }
@@ -1040,14 +1124,16 @@ static bool join_window(sw_state_engine *e, struct win *w, const sw_state_pos *p
     p->resolved = r->resolved;
     p->snapshot = r->snapshot;
     p->clean = r->clean_marker;
-    p->json_len = r->finding_len;
+    p->hash = hash;
+    p->omitted = omit;
+    p->json_len = jl;
     p->json = (char *)(p + 1);
-    if (r->finding_len > 0) {
-        memcpy(p->json, r->finding_json, r->finding_len);
+    if (jl > 0) {
+        memcpy(p->json, r->finding_json, jl);
     }
-    p->json[r->finding_len] = '\0';
+    p->json[jl] = '\0';
     if (klen > 0) {
-        p->key = p->json + r->finding_len + 1;
+        p->key = p->json + jl + 1;
         memcpy(p->key, r->key, klen);
     }
     e->ram_bytes += prec_size(p);
@@ -1099,13 +1185,15 @@ bool sw_state_engine_add(sw_state_engine *e, const sw_state_pos *pos, const sw_s
     }
     struct win *w = tab_find(e, r->image, hash_str(r->image));
     sw_time_us T = SW_TIME_UNSET;
+    struct ssum sum = {NULL, NULL, 0};
     if (w != NULL) {
         T = w->T;
-    } else if (!load_T(e, r->image, &T, err)) {
+    } else if (!load_T(e, r->image, &T, &sum, err)) {
         return false;
     }
     int64_t q = e->o.scan_quiet_us;
     if (T != SW_TIME_UNSET && r->scan_time < T - q) {
+        ssum_free(&sum);
         e->stats.stale++;
         return true;
     }
@@ -1119,15 +1207,17 @@ bool sw_state_engine_add(sw_state_engine *e, const sw_state_pos *pos, const sw_s
             return false;
         }
         w = NULL;
-        if (!load_T(e, r->image, &T, err)) {
+        if (!load_T(e, r->image, &T, &sum, err)) {
             return false;
         }
     }
     if (w == NULL) {
         w = open_window(e, r, T);
         if (w == NULL) {
+            ssum_free(&sum);
             return sw_err_set(err, SW_E_NOMEM, "window for %s", r->image);
         }
+        w->sum = sum;
     }
     if (!join_window(e, w, pos, r)) {
         return sw_err_set(err, SW_E_NOMEM, "record for %s", r->image);
@@ -1250,8 +1340,8 @@ static bool stage_window(sw_state_engine *e, struct win *w, sw_err *err)
         if (idx < w->n_committed) {
             continue; /* durable since an earlier commit */
         }
-        sw_win_rec r = {p->scan_time, p->resolved, p->snapshot, p->clean,
-                        p->key,       p->json,     p->json_len};
+        sw_win_rec r = {p->scan_time, p->resolved, p->snapshot, p->clean, p->key,
+                        p->json,      p->json_len, p->hash,     p->omitted};
         sw_win_rec_encode(&r, &e->v);
         n++;
     }
@@ -1534,7 +1624,7 @@ sw_state_engine *sw_state_engine_new(sw_state *st, const sw_state_engine_opts *o
         goto fail;
     }
     for (size_t i = 0; i < e->heap_n; i++) {
-        if (!load_T(e, e->heap[i]->image, &e->heap[i]->T, err)) {
+        if (!load_T(e, e->heap[i]->image, &e->heap[i]->T, &e->heap[i]->sum, err)) {
             goto fail;
         }
     }

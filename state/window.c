@@ -79,10 +79,11 @@ bool sw_win_meta_decode(const void *v, size_t n, sw_win_meta *m)
 void sw_win_rec_encode(const sw_win_rec *r, sw_buf *out)
 {
     sw_enc_i64(out, r->scan_time);
-    sw_enc_u64(out,
-               (r->resolved ? 1u : 0u) | (r->snapshot ? 2u : 0u) | (r->clean_marker ? 4u : 0u));
+    sw_enc_u64(out, (r->resolved ? 1u : 0u) | (r->snapshot ? 2u : 0u) |
+                        (r->clean_marker ? 4u : 0u) | (r->omitted ? 8u : 0u));
     sw_enc_str(out, r->key);
-    sw_enc_bytes(out, r->json, r->json_len);
+    sw_enc_bytes(out, r->omitted ? NULL : r->json, r->omitted ? 0 : r->json_len);
+    sw_enc_u64(out, r->hash);
 }
 
 bool sw_win_rec_next(const unsigned char **p, const unsigned char *end, sw_win_rec *r)
@@ -96,8 +97,10 @@ bool sw_win_rec_next(const unsigned char **p, const unsigned char *end, sw_win_r
     r->resolved = (flags & 1u) != 0;
     r->snapshot = (flags & 2u) != 0;
     r->clean_marker = (flags & 4u) != 0;
+    r->omitted = (flags & 8u) != 0;
     r->key = sw_dec_str(&d);
     r->json = sw_dec_bytes(&d, &r->json_len);
+    r->hash = sw_dec_u64(&d);
     if (d.bad) {
         return false;
     }

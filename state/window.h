@@ -43,6 +43,8 @@ typedef struct sw_win_rec {
     const char *key; /* NULL for a clean marker */
     const char *json;
     size_t json_len;
+    uint64_t hash; /* content hash of the finding JSON */
+    bool omitted;  /* JSON not stored (resolved, clean marker, or same as in S) */
 } sw_win_rec;
 
 void sw_win_meta_key(sw_buf *out, const char *image);
