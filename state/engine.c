@@ -88,7 +88,12 @@ struct part {
 struct sw_state_engine {
     sw_state *st;
     sw_state_engine_opts o;
-    rocksdb_writebatch_wi_t *wb;
+    rocksdb_writebatch_t *wb;
+    /* This batch's writes to the keys the engine reads back (image records,
+     * tag pointers, and with diff_basis = tag the finding JSON): a plain
+     * WriteBatch has no index, so reads consult this overlay first. */
+    struct ov **ov;
+    size_t ov_cap, ov_n;
     struct win **tab;
     size_t tab_cap, n_win;
     struct win **heap;
@@ -110,6 +115,7 @@ struct sw_state_engine {
     uint64_t log_next;         /* seqs below this are in the file */
     bool log_progress_dirty;
     sw_buf k, v; /* scratch */
+    bool ov_failed;
     sw_state_engine_stats stats;
 };
 
@@ -129,23 +135,150 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-static bool put(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, const void *v, size_t vl)
+/* ---- the batch and its read-back overlay ---- */
+
+struct ov {
+    struct ov *next;
+    uint64_t h;
+    sw_cf cf;
+    bool deleted;
+    size_t kl, vl;
+    char *v; /* points after the key in the same allocation */
+    char k[];
+};
+
+static uint64_t ov_hash(sw_cf cf, const void *k, size_t kl)
 {
-    rocksdb_writebatch_wi_put_cf(e->wb, e->st->cf[cf], k, kl, v, vl);
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)cf;
+    for (size_t i = 0; i < kl; i++) {
+        h = (h ^ ((const unsigned char *)k)[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static bool ov_wanted(const sw_state_engine *e, sw_cf cf)
+{
+    return cf == SW_CF_IMAGES || cf == SW_CF_TAGS ||
+           (cf == SW_CF_SETS && e->o.diff_basis == SW_DIFF_BASIS_TAG);
+}
+
+static struct ov **ov_slot(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, uint64_t h)
+{
+    struct ov **pp = &e->ov[h & (e->ov_cap - 1)];
+    while (*pp != NULL &&
+           ((*pp)->h != h || (*pp)->cf != cf || (*pp)->kl != kl || memcmp((*pp)->k, k, kl) != 0)) {
+        pp = &(*pp)->next;
+    }
+    return pp;
+}
+
+static void ov_clear(sw_state_engine *e)
+{
+    for (size_t i = 0; i < e->ov_cap && e->ov_n > 0; i++) {
+        struct ov *o = e->ov[i];
+        while (o != NULL) {
+            struct ov *next = o->next;
+            free(o);
+            e->ov_n--;
+            o = next;
+        }
+        e->ov[i] = NULL;
+    }
+}
+
+/* Records a write for read-back; false on allocation failure. */
+static bool ov_set(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, const void *v,
+                   size_t vl, bool deleted)
+{
+    if (e->ov_n + 1 > e->ov_cap) {
+        size_t cap = e->ov_cap ? e->ov_cap * 2 : 256;
+        struct ov **tab = calloc(cap, sizeof *tab);
+        if (tab == NULL) {
+            return false;
+        }
+        for (size_t i = 0; i < e->ov_cap; i++) {
+            struct ov *o = e->ov[i];
+            while (o != NULL) {
+                struct ov *next = o->next;
+                o->next = tab[o->h & (cap - 1)];
+                tab[o->h & (cap - 1)] = o;
+                o = next;
+            }
+        }
+        free(e->ov);
+        e->ov = tab;
+        e->ov_cap = cap;
+    }
+    uint64_t h = ov_hash(cf, k, kl);
+    struct ov **pp = ov_slot(e, cf, k, kl, h);
+    struct ov *o = malloc(sizeof *o + kl + vl + 1);
+    if (o == NULL) {
+        return false;
+    }
+    o->h = h;
+    o->cf = cf;
+    o->deleted = deleted;
+    o->kl = kl;
+    o->vl = deleted ? 0 : vl;
+    memcpy(o->k, k, kl);
+    o->v = o->k + kl;
+    if (o->vl > 0) {
+        memcpy(o->v, v, vl);
+    }
+    o->v[o->vl] = '\0';
+    if (*pp != NULL) { /* replace */
+        o->next = (*pp)->next;
+        free(*pp);
+        *pp = o;
+    } else {
+        o->next = NULL;
+        *pp = o;
+        e->ov_n++;
+    }
     return true;
+}
+
+/* An allocation failure of the overlay would make a later read of this
+ * batch miss its own write: the engine stops with an error at commit. */
+static void put(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, const void *v, size_t vl)
+{
+    rocksdb_writebatch_put_cf(e->wb, e->st->cf[cf], k, kl, v, vl);
+    if (ov_wanted(e, cf) && !ov_set(e, cf, k, kl, v, vl, false)) {
+        e->ov_failed = true;
+    }
 }
 
 static void del(sw_state_engine *e, sw_cf cf, const void *k, size_t kl)
 {
-    rocksdb_writebatch_wi_delete_cf(e->wb, e->st->cf[cf], k, kl);
+    rocksdb_writebatch_delete_cf(e->wb, e->st->cf[cf], k, kl);
+    if (ov_wanted(e, cf) && !ov_set(e, cf, k, kl, NULL, 0, true)) {
+        e->ov_failed = true;
+    }
 }
 
-/* Reads through the batch: this batch's writes win over the database. */
+/* Reads through the batch: this batch's writes win over the database. The
+ * result is freed with rocksdb_free (free). */
 static char *get_wb(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, size_t *vl, sw_err *err)
 {
+    if (e->ov_n > 0 && ov_wanted(e, cf)) {
+        struct ov *o = *ov_slot(e, cf, k, kl, ov_hash(cf, k, kl));
+        if (o != NULL) {
+            *vl = 0;
+            if (o->deleted) {
+                return NULL;
+            }
+            char *v = malloc(o->vl + 1);
+            if (v == NULL) {
+                sw_err_set(err, SW_E_NOMEM, "read");
+                return NULL;
+            }
+            memcpy(v, o->v, o->vl + 1);
+            *vl = o->vl;
+            return v;
+        }
+    }
     char *rerr = NULL;
-    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(e->wb, e->st->db, e->st->ro,
-                                                             e->st->cf[cf], k, kl, vl, &rerr);
+    char *v = rocksdb_get_cf(e->st->db, e->st->ro, e->st->cf[cf], k, kl, vl, &rerr);
     if (!sw_state_rerr(rerr, err, "read")) {
         return NULL;
     }
@@ -1422,12 +1555,16 @@ bool sw_state_engine_commit(sw_state_engine *e, sw_err *err)
     if (e->log_is_file && e->log_progress_dirty) {
         stage_log_progress(e);
     }
+    if (e->ov_failed) {
+        return sw_err_set(err, SW_E_NOMEM, "batch overlay");
+    }
     char *rerr = NULL;
-    rocksdb_write_writebatch_wi(e->st->db, checkpoint ? e->st->wo : e->st->wo_fast, e->wb, &rerr);
+    rocksdb_write(e->st->db, checkpoint ? e->st->wo : e->st->wo_fast, e->wb, &rerr);
     if (!sw_state_rerr(rerr, err, "commit")) {
         return false;
     }
-    rocksdb_writebatch_wi_clear(e->wb);
+    rocksdb_writebatch_clear(e->wb);
+    ov_clear(e);
     e->stats.commits++;
     /* The batch is durable: only now may its effects be forgotten in RAM. */
     while (e->dirty_head != NULL) {
@@ -1605,7 +1742,7 @@ sw_state_engine *sw_state_engine_new(sw_state *st, const sw_state_engine_opts *o
     sw_buf_init(&e->k, 0);
     sw_buf_init(&e->v, 0);
     sw_buf_init(&e->log_pending, 0);
-    e->wb = rocksdb_writebatch_wi_create(0, 1);
+    e->wb = rocksdb_writebatch_create();
     if (st->read_only) {
         sw_err_set(err, SW_E_STATE, "the state is open read-only");
         goto fail;
@@ -1652,8 +1789,10 @@ void sw_state_engine_free(sw_state_engine *e)
     }
     free(e->parts);
     if (e->wb != NULL) {
-        rocksdb_writebatch_wi_destroy(e->wb);
+        rocksdb_writebatch_destroy(e->wb);
     }
+    ov_clear(e);
+    free(e->ov);
     if (e->log != NULL && e->log != stdout) {
         fclose(e->log);
     } else if (e->log == stdout) {
