@@ -42,7 +42,9 @@ struct prec {
  * that JSON.
  */
 struct ssum {
-    char *rec; /* the image record (rocksdb-allocated), or NULL */
+    char *rec; /* the image record (rocksdb-allocated), or NULL; the apply
+                * reuses it: only this window's apply changes it */
+    size_t rec_len;
     sw_set_ent *ent;
     size_t n;
 };
@@ -615,20 +617,24 @@ static bool load_T(sw_state_engine *e, const char *image, sw_time_us *T, struct 
         return true;
     }
     *T = r.last_scan;
-    if (sum == NULL || r.findings == 0) {
+    if (sum == NULL) {
         rocksdb_free(v);
+        return true;
+    }
+    sum->rec = v;
+    sum->rec_len = vl;
+    if (r.findings == 0) {
         return true;
     }
     sum->ent = malloc(r.findings * sizeof *sum->ent);
     if (sum->ent == NULL) {
-        rocksdb_free(v);
+        ssum_free(sum);
         return sw_err_set(err, SW_E_NOMEM, "set summary of %s", image);
     }
     const unsigned char *p = r.entries, *end = (const unsigned char *)r.entries + r.entries_len;
     while (sum->n < r.findings && sw_set_ent_next(&p, end, &sum->ent[sum->n])) {
         sum->n++;
     }
-    sum->rec = v;
     return true;
 }
 
@@ -1140,9 +1146,16 @@ static bool apply_window(sw_state_engine *e, struct win *w, sw_err *err)
     memset(&old, 0, sizeof old);
     memset(&base_rec, 0, sizeof base_rec);
     bool ok = gather_window(e, w, &g, err);
-    /* Never applied: no record to read (T is unset exactly when it has none). */
+    /* Never applied: no record to read (T is unset exactly when it has
+     * none). Else the record read when the window opened is still current. */
+    bool have_old = false;
     if (ok && w->T != SW_TIME_UNSET) {
-        ok = read_image(e, w->image, &old_v, &old, err);
+        if (w->sum.rec != NULL && sw_state_image_rec_decode(w->sum.rec, w->sum.rec_len, &old)) {
+            have_old = true;
+        } else {
+            ok = read_image(e, w->image, &old_v, &old, err);
+            have_old = old_v != NULL;
+        }
     }
     if (ok && w->T == SW_TIME_UNSET && e->o.diff_basis == SW_DIFF_BASIS_TAG) {
         ok = tag_base(e, w, &base, err);
@@ -1157,7 +1170,7 @@ static bool apply_window(sw_state_engine *e, struct win *w, sw_err *err)
                         full, w->max_scan, &d, &ents, err);
     }
     if (ok) {
-        ok = write_image(e, w, &d, old_v != NULL ? &old : NULL, &ents, err);
+        ok = write_image(e, w, &d, have_old ? &old : NULL, &ents, err);
     }
     bool first = w->T == SW_TIME_UNSET && base == NULL;
     bool silent = (first && e->o.first_scan == SW_FIRST_SCAN_BASELINE) ||
@@ -1318,7 +1331,7 @@ bool sw_state_engine_add(sw_state_engine *e, const sw_state_pos *pos, const sw_s
     }
     struct win *w = tab_find(e, r->image, hash_str(r->image));
     sw_time_us T = SW_TIME_UNSET;
-    struct ssum sum = {NULL, NULL, 0};
+    struct ssum sum = {NULL, 0, NULL, 0};
     if (w != NULL) {
         T = w->T;
     } else if (!load_T(e, r->image, &T, &sum, err)) {
