@@ -360,8 +360,8 @@ bool sw_entra_parse_token_response(const char *what, long status, const char *bo
         }
         snprintf(last_error, last_error_size, "%s: %.240s", code ? code : "error",
                  desc ? desc : "(no description)");
-        bool retriable = status == 429 || status >= 500 || status == 404 || status == 410 ||
-                         status == 408;
+        bool retriable =
+            status == 429 || status >= 500 || status == 404 || status == 410 || status == 408;
         sw_err_set_retriable(err, SW_E_AUTH, retriable, "%s returned HTTP %ld: %s", what, status,
                              last_error);
         cJSON_Delete(doc);
