@@ -94,6 +94,9 @@ TOKENS = {
                        "not_before": "1767225600", "resource": "https://graph.microsoft.com/",
                        "token_type": "Bearer"}),
     "entra-noexp": (0, 2, {"access_token": "t"}),
+    # regressions: seconds that overflowed microseconds (UBSan) before the range check
+    "entra-expires-huge": (0, 0, {"access_token": "t", "expires_on": 1e300, "expires_in": 9.2e18}),
+    "imds-expires-huge": (0, 1, {"access_token": "t", "expires_on": "9223372036854775807"}),
     "entra-noaccess": (0, 3, {"token_type": "Bearer", "expires_in": 10}),
     "entra-400": (0, 4, {"error": "invalid_client",
                          "error_description": "AADSTS7000215: Invalid client secret provided.",
