@@ -498,6 +498,7 @@ static void process_commands(sw_amqp_client *c)
     pthread_mutex_lock(&c->mu);
     size_t n = c->nparts;
     pthread_mutex_unlock(&c->mu);
+    c->nparts_seen = n;
     for (size_t i = 0; i < n; i++) {
         pthread_mutex_lock(&c->mu);
         sw_amqp_part *p = c->parts[i];
@@ -615,7 +616,7 @@ static void connection_gone(sw_amqp_client *c)
     c->mauth.ok = false;
     c->mauth.pending_id = 0;
     snd_connection_gone(c, c->conn_err_set ? &c->conn_err : NULL);
-    for (size_t i = 0; i < c->nparts; i++) {
+    for (size_t i = 0; i < c->nparts_seen; i++) {
         sw_amqp_part *p = c->parts[i];
         p->link = NULL;
         ring_forget_deliveries(p, false);
@@ -852,7 +853,7 @@ static void drive(sw_amqp_client *c)
         return;
     }
     int64_t now = now_mono();
-    for (size_t i = 0; i < c->nparts && c->cst == C_OPEN; i++) {
+    for (size_t i = 0; i < c->nparts_seen && c->cst == C_OPEN; i++) {
         if (c->parts[i]->st != P_STOPPED) {
             drive_partition(c, c->parts[i], now);
         }
@@ -878,7 +879,7 @@ static void reschedule(sw_amqp_client *c)
         next = c->mdeadline;
     }
     if (c->cst == C_OPEN) {
-        for (size_t i = 0; i < c->nparts; i++) {
+        for (size_t i = 0; i < c->nparts_seen; i++) {
             sw_amqp_part *p = c->parts[i];
             int64_t t = INT64_MAX;
             if (p->st == P_BACKOFF) {
@@ -1029,7 +1030,7 @@ static void on_cbs_reply(sw_amqp_client *c, pn_message_t *m)
     if (id != 0 && c->mauth.pending_id == id) {
         a = &c->mauth;
     }
-    for (size_t i = 0; a == NULL && id != 0 && i < c->nparts; i++) {
+    for (size_t i = 0; a == NULL && id != 0 && i < c->nparts_seen; i++) {
         if (c->parts[i]->auth.pending_id == id) {
             a = &c->parts[i]->auth;
             owner = c->parts[i];
@@ -2234,7 +2235,8 @@ sw_amqp_client *sw_amqp_client_new(const sw_amqp_options *o, sw_err *err)
     if (ok) {
         c->msg = pn_message();
         c->proactor = pn_proactor();
-        if (c->msg == NULL || c->proactor == NULL) {
+        c->parts = calloc(SW_AMQP_MAX_PARTITIONS, sizeof *c->parts);
+        if (c->msg == NULL || c->proactor == NULL || c->parts == NULL) {
             ok = sw_err_set(err, SW_E_NOMEM, "cannot create proton objects");
         }
     }
@@ -2315,16 +2317,6 @@ static sw_amqp_part *new_part_locked(sw_amqp_client *c, const char *id, sw_err *
     if (c->nparts == SW_AMQP_MAX_PARTITIONS) {
         sw_err_set(err, SW_E_TOO_LARGE, "more than %d partitions", SW_AMQP_MAX_PARTITIONS);
         return NULL;
-    }
-    if (c->nparts == c->parts_cap) {
-        size_t ncap = c->parts_cap == 0 ? 16 : c->parts_cap * 2;
-        sw_amqp_part **n = realloc(c->parts, ncap * sizeof *n);
-        if (n == NULL) {
-            sw_err_set(err, SW_E_NOMEM, "out of memory");
-            return NULL;
-        }
-        c->parts = n;
-        c->parts_cap = ncap;
     }
     sw_amqp_part *p = calloc(1, sizeof *p);
     char *tail = concat3("/ConsumerGroups/", c->cg, "/Partitions/");

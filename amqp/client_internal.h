@@ -150,6 +150,7 @@ struct sw_amqp_client {
     pn_proactor_t *proactor;
     pthread_t thread;
     bool thread_started;
+    size_t nparts_seen; /* [thread] parts it has taken commands of (process_commands) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -157,8 +158,10 @@ struct sw_amqp_client {
     bool stop_req;
     bool wake_req;
     pn_connection_t *conn;
+    /* parts has SW_AMQP_MAX_PARTITIONS slots from the start and never moves, so
+     * that the client thread can read parts[i] without mu for i < nparts_seen. */
     sw_amqp_part **parts;
-    size_t nparts, parts_cap;
+    size_t nparts;
     sw_amqp_mreq *mreqs;
     bool fatal;
     sw_err fatal_err;

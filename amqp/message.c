@@ -295,7 +295,9 @@ static bool parse_annotations(rd *r, sw_amqp_msg *m)
             if (!read_int(&in, &m->enqueued_ms)) {
                 return false;
             }
-            m->has_enqueued = true;
+            /* A time outside 1970..9999 is not a hub's: treated as absent, so that
+             * converting it to microseconds cannot overflow. */
+            m->has_enqueued = m->enqueued_ms >= 0 && m->enqueued_ms <= SW_AMQP_MAX_TIME_MS;
         } else if (k != NULL && key_is(k, kn, "x-opt-offset") && read_bytes(&in, &v, &vn)) {
             m->offset = (const char *)v;
             m->offset_len = vn;

@@ -19,6 +19,9 @@
 #include "scanwatch/buf.h"
 #include "scanwatch/error.h"
 
+/* 9999-12-31T23:59:59.999Z in milliseconds: the latest x-opt-enqueued-time accepted. */
+#define SW_AMQP_MAX_TIME_MS 253402300799999LL
+
 typedef struct sw_amqp_msg {
     const unsigned char *body;
     size_t body_len;
@@ -27,7 +30,7 @@ typedef struct sw_amqp_msg {
     int64_t sequence;
     const char *offset; /* not NUL-terminated */
     size_t offset_len;
-    bool has_enqueued;
+    bool has_enqueued; /* false also for a time outside 0..SW_AMQP_MAX_TIME_MS */
     int64_t enqueued_ms;
     const char *partition_key; /* not NUL-terminated; NULL if absent */
     size_t partition_key_len;

@@ -16,12 +16,12 @@
 #include "scanwatch/notify.h"
 #include "scanwatch/state.h"
 
-static volatile sig_atomic_t stop_flag = 0;
+static atomic_int stop_flag;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_flag = 1;
+    atomic_store(&stop_flag, 1);
 }
 
 int sw_cmd_notify(sw_config *cfg, int argc, char **argv)

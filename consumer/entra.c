@@ -325,6 +325,10 @@ static bool json_int(const cJSON *o, const char *name, long long *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (cJSON_IsNumber(v)) {
+        /* out of range (or NaN) would be undefined in the conversion */
+        if (!(v->valuedouble > -9.0e18 && v->valuedouble < 9.0e18)) {
+            return false;
+        }
         *out = (long long)v->valuedouble;
         return true;
     }
@@ -342,37 +346,39 @@ static bool json_int(const cJSON *o, const char *name, long long *out)
     return true;
 }
 
-static bool parse_token_response(struct entra *e, const char *what, const sw_http_resp *resp,
-                                 char **token, sw_time_us *expires, sw_err *err)
+bool sw_entra_parse_token_response(const char *what, long status, const char *body, size_t len,
+                                   sw_time_us now, char **token, sw_time_us *expires,
+                                   char *last_error, size_t last_error_size, sw_err *err)
 {
-    cJSON *doc = cJSON_ParseWithLength(resp->body.data, resp->body.len);
-    if (resp->status != 200) {
+    cJSON *doc = cJSON_ParseWithLength(body, len);
+    if (status != 200) {
         const char *code = doc ? cJSON_GetStringValue(cJSON_GetObjectItem(doc, "error")) : NULL;
         const char *desc =
             doc ? cJSON_GetStringValue(cJSON_GetObjectItem(doc, "error_description")) : NULL;
         if (desc == NULL && doc != NULL) {
             desc = cJSON_GetStringValue(cJSON_GetObjectItem(doc, "message"));
         }
-        snprintf(e->last_error, sizeof e->last_error, "%s: %.240s", code ? code : "error",
+        snprintf(last_error, last_error_size, "%s: %.240s", code ? code : "error",
                  desc ? desc : "(no description)");
-        bool retriable = resp->status == 429 || resp->status >= 500 || resp->status == 404 ||
-                         resp->status == 410 || resp->status == 408;
-        sw_err_set_retriable(err, SW_E_AUTH, retriable, "%s returned HTTP %ld: %s", what,
-                             resp->status, e->last_error);
+        bool retriable =
+            status == 429 || status >= 500 || status == 404 || status == 410 || status == 408;
+        sw_err_set_retriable(err, SW_E_AUTH, retriable, "%s returned HTTP %ld: %s", what, status,
+                             last_error);
         cJSON_Delete(doc);
         return false;
     }
     const char *tok = doc ? cJSON_GetStringValue(cJSON_GetObjectItem(doc, "access_token")) : NULL;
     if (tok == NULL || *tok == '\0') {
         cJSON_Delete(doc);
-        snprintf(e->last_error, sizeof e->last_error, "response without access_token");
+        snprintf(last_error, last_error_size, "response without access_token");
         return sw_err_set_retriable(err, SW_E_AUTH, true, "%s: response has no access_token", what);
     }
-    sw_time_us now = sw_time_now();
+    /* Seconds beyond this would overflow microseconds: such a value is not usable. */
+    const long long max_s = INT64_MAX / SW_US_PER_SEC / 4;
     long long v = 0;
-    if (json_int(doc, "expires_on", &v) && v > 0) {
+    if (json_int(doc, "expires_on", &v) && v > 0 && v < max_s) {
         *expires = (sw_time_us)v * SW_US_PER_SEC;
-    } else if (json_int(doc, "expires_in", &v) && v > 0) {
+    } else if (json_int(doc, "expires_in", &v) && v > 0 && v < max_s) {
         *expires = now + (sw_time_us)v * SW_US_PER_SEC;
     } else {
         *expires = now + 300 * SW_US_PER_SEC; /* unknown: assume short */
@@ -382,7 +388,7 @@ static bool parse_token_response(struct entra *e, const char *what, const sw_htt
     if (*token == NULL) {
         return sw_err_set(err, SW_E_NOMEM, "out of memory");
     }
-    e->last_error[0] = '\0';
+    last_error[0] = '\0';
     return true;
 }
 
@@ -477,7 +483,9 @@ static bool fetch(struct entra *e, const char *scope, char **token, sw_time_us *
         char what[160];
         snprintf(what, sizeof what, "%s token endpoint",
                  e->method == SW_ENTRA_MANAGED_IDENTITY ? "managed identity" : "Entra ID");
-        ok = parse_token_response(e, what, &resp, token, expires, err);
+        ok = sw_entra_parse_token_response(what, resp.status, resp.body.data, resp.body.len,
+                                           sw_time_now(), token, expires, e->last_error,
+                                           sizeof e->last_error, err);
     }
     /* The request body holds the secret or assertion: wipe it before freeing. */
     if (body.data != NULL) {

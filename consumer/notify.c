@@ -306,7 +306,9 @@ static bool put_mails(sw_notifier *n, sw_state_batch *b, const sw_route *route, 
         mail_key(key, sizeof key, created, seq, ridx, p);
         sw_state_batch_kv_put(b, key, strlen(key), ml.bodies[p], ml.lens[p]);
     }
+    pthread_mutex_lock(&n->mu); /* stats are read by sw_notify_stats_get on another thread */
     n->stats.mails_queued += ml.n;
+    pthread_mutex_unlock(&n->mu);
     sw_mail_list_free(&ml);
     return true;
 }
@@ -322,7 +324,9 @@ static void dead_letter(sw_notifier *n, const char *kind, const char *reason, co
                SW_LF_STR("code", sw_code_name(err.code)), SW_LF_STR("error", err.msg),
                SW_LF_STR("kind", kind));
     }
+    pthread_mutex_lock(&n->mu);
     n->stats.dead++;
+    pthread_mutex_unlock(&n->mu);
 }
 
 static bool digest_key(sw_buf *k, const char *route, uint64_t seq)
@@ -338,6 +342,7 @@ static bool digest_key(sw_buf *k, const char *route, uint64_t seq)
 static void count_new_by_severity(sw_notifier *n, const cJSON *diff)
 {
     const cJSON *f;
+    pthread_mutex_lock(&n->mu);
     cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(diff, "new"))
     {
         const cJSON *sev = cJSON_GetObjectItemCaseSensitive(f, "severity");
@@ -346,6 +351,7 @@ static void count_new_by_severity(sw_notifier *n, const cJSON *diff)
                             : SW_SEV_UNKNOWN;
         n->stats.new_by_severity[v]++;
     }
+    pthread_mutex_unlock(&n->mu);
 }
 
 static bool ingest_one(sw_notifier *n, uint64_t seq, const char *json, size_t len, sw_err *err)
@@ -410,7 +416,9 @@ static bool ingest_one(sw_notifier *n, uint64_t seq, const char *json, size_t le
     cJSON_Delete(d);
     sw_state_batch_free(b);
     if (ok) {
+        pthread_mutex_lock(&n->mu);
         n->stats.diffs++;
+        pthread_mutex_unlock(&n->mu);
     }
     return ok;
 }
@@ -672,9 +680,9 @@ bool sw_notify_drain(sw_notifier *n, int64_t timeout_us, bool flush_digests, sw_
     }
 }
 
-bool sw_notify_run(sw_notifier *n, volatile sig_atomic_t *stop, sw_err *err)
+bool sw_notify_run(sw_notifier *n, const atomic_int *stop, sw_err *err)
 {
-    while (!*stop) {
+    while (!atomic_load(stop)) {
         bool idle = false;
         if (!sw_notify_step(n, false, &idle, err)) {
             return false;

@@ -80,9 +80,9 @@ const char *sw_graph_scope(const sw_graph *g)
     return g->scope;
 }
 
-static void parse_error(const sw_http_resp *resp, sw_graph_result *res)
+void sw_graph_parse_error(const char *body, size_t len, sw_graph_result *res)
 {
-    cJSON *doc = cJSON_ParseWithLength(resp->body.data, resp->body.len);
+    cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "code"));
     const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "message"));
@@ -138,7 +138,7 @@ static bool attempt(sw_graph *g, const char *body, size_t len, sw_graph_result *
         res->retry_after_us = resp.retry_after_us;
         snprintf(res->request_id, sizeof res->request_id, "%s", resp.request_id);
         if (resp.status < 200 || resp.status > 299) {
-            parse_error(&resp, res);
+            sw_graph_parse_error(resp.body.data, resp.body.len, res);
         }
     }
     sw_http_resp_free(&resp);

@@ -135,6 +135,10 @@ const char *sw_graph_scope(const sw_graph *g);
  */
 bool sw_graph_send(sw_graph *g, const char *body, size_t len, sw_graph_result *res, sw_err *err);
 
+/* Fills res->code and res->message from a Graph error body
+ * ({"error":{"code":..,"message":..}}; "" for what is missing or not JSON). */
+void sw_graph_parse_error(const char *body, size_t len, sw_graph_result *res);
+
 /* ---- sinks (notify_sink.c) --------------------------------------------------- */
 
 typedef enum {

@@ -185,7 +185,7 @@ typedef struct svc {
     pthread_t lag_thread, notify_thread;
     bool lag_started, notify_started;
     atomic_bool threads_stop;
-    volatile sig_atomic_t notify_stop;
+    atomic_int notify_stop; /* the notifier thread's sw_notify_run flag */
 
     size_t max_message_size;
     sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs,
@@ -1069,7 +1069,7 @@ static bool shutdown_service(svc *s, bool loop_ok, sw_err *err)
                 sleep_us(50 * 1000);
             }
         }
-        s->notify_stop = 1;
+        atomic_store(&s->notify_stop, 1);
         pthread_join(s->notify_thread, NULL);
     }
     for (size_t i = 0; i < s->n_parts; i++) {

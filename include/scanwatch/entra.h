@@ -85,4 +85,18 @@ void sw_entra_invalidate(const sw_token_provider *p, const char *scope);
  */
 void sw_entra_last_error(const sw_token_provider *p, char *buf, size_t size);
 
+/*
+ * Parses one token endpoint response (Entra ID or managed identity/IMDS):
+ * on HTTP 200 a JSON object with access_token and expires_on (epoch seconds)
+ * or expires_in (seconds from now; numbers or numeric strings), else the
+ * error / error_description (or message) of the error body. On success
+ * *token is a new string (the caller frees it) and *expires is set; on
+ * failure err names `what` and the status, and last_error (size
+ * last_error_size) gets "code: description". Exposed for the provider's
+ * fetch and for tests/fuzz (fuzz_notify).
+ */
+bool sw_entra_parse_token_response(const char *what, long status, const char *body, size_t len,
+                                   sw_time_us now, char **token, sw_time_us *expires,
+                                   char *last_error, size_t last_error_size, sw_err *err);
+
 #endif

@@ -25,6 +25,7 @@
 #define SCANWATCH_NOTIFY_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -71,8 +72,9 @@ bool sw_notify_step(sw_notifier *n, bool flush_digests, bool *idle, sw_err *err)
 /* Steps until idle or timeout_us passed (SW_E_TIMEOUT). */
 bool sw_notify_drain(sw_notifier *n, int64_t timeout_us, bool flush_digests, sw_err *err);
 
-/* Steps until *stop becomes non-zero (e.g. set by a signal handler). */
-bool sw_notify_run(sw_notifier *n, volatile sig_atomic_t *stop, sw_err *err);
+/* Steps until *stop becomes non-zero (set by another thread, or by a signal
+ * handler: a lock-free atomic_int store is async-signal-safe). */
+bool sw_notify_run(sw_notifier *n, const atomic_int *stop, sw_err *err);
 
 void sw_notify_stats_get(sw_notifier *n, sw_notify_stats *out);
 
