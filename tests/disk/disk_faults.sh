@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Disk faults under `scanwatch process` (issue 9, item 3).
+#
+#   disk_faults.sh full     SCANWATCH SW_GEN POKE WORK   state disk full, then read-only
+#                                                        (needs root: tmpfs mounts; exit 77 = skip)
+#   disk_faults.sh corrupt  SCANWATCH SW_GEN POKE WORK   truncated/garbled SST, MANIFEST, CURRENT;
+#                                                        a newer schema (any user)
+#
+# Each fault must give exit status 1 and one clear message naming the state
+# directory and the problem; no checkpoint may pass unwritten state: after a
+# restart on a good disk the diff log and the outbox equal those of an
+# undisturbed run.
+set -euo pipefail
+mode=$1
+scanwatch=$2
+gen=$3
+poke=$4
+work=$5
+
+mounted=()
+cleanup() {
+  for m in "${mounted[@]:+${mounted[@]}}"; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*"
+  exit 1
+}
+
+expect_in() { # file needle what
+  grep -qF -- "$2" "$1" || fail "$3: expected to find '$2' in:
+$(cat "$1")"
+}
+
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+
+# 40 images x 4 scans of 50 findings (~27 MB, 9200 lines): several batches,
+# and with a 1 MiB write buffer several SST files.
+"$gen" --seed 3 --images 40 --findings 50 --rescans 3 --churn 0.2 --out input.ndjson
+head -n 4000 input.ndjson > prefix.ndjson
+common=(--log-level error --state-write-buffer 1M)
+
+dump() { # state dir -> comparable dump (no wall-clock fields)
+  "$scanwatch" state outbox --state "$1" --json
+  "$scanwatch" state checkpoints --state "$1" --json | sed 's/"max_event_time":[^,}]*//'
+}
+
+checkpoint_of() { # state dir -> offset of partition offline, or "none"
+  "$scanwatch" state checkpoints --state "$1" --json 2>/dev/null |
+    sed -n 's/.*"offset":"\([0-9]*\)".*/\1/p' | head -n 1 | grep . || echo none
+}
+
+# Reference 1: the whole input at once. Reference 2: the prefix, then the
+# whole input (the end of the prefix closes every window, rule d).
+"$scanwatch" process --state ref1 --diff-log ref1.jsonl "${common[@]}" input.ndjson 2> ref1.err
+"$scanwatch" process --state ref2 --diff-log ref2.jsonl "${common[@]}" prefix.ndjson 2> ref2.err
+"$scanwatch" process --state ref2 --diff-log ref2.jsonl "${common[@]}" input.ndjson 2>> ref2.err
+dump ref1 > ref1.dump
+dump ref2 > ref2.dump
+[ "$(wc -l < ref1.jsonl)" -ge 100 ] || fail "reference run has too few diff records"
+mode_of() { stat -c %a "$1"; }
+[ "$(mode_of ref1)" = 700 ] || fail "state_dir created with mode $(mode_of ref1), want 700"
+
+same_as() { # state dir, diff log, reference name
+  dump "$1" > "$1.dump"
+  cmp -s "$2" "$3.jsonl" || fail "$1: diff log differs from the undisturbed run
+($(wc -l < "$2") vs $(wc -l < "$3.jsonl") lines)"
+  cmp -s "$1.dump" "$3.dump" || fail "$1: outbox/checkpoint differ from the undisturbed run:
+$(diff <(cut -c1-160 "$1.dump") <(cut -c1-160 "$3.dump") | head -n 10)"
+}
+
+if [ "$mode" = full ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "SKIP: mounting a small tmpfs needs root"
+    exit 77
+  fi
+  mkdir -p mnt
+  if ! mount -t tmpfs -o size=2m,mode=0755 tmpfs mnt 2>mount.err; then
+    echo "SKIP: cannot mount tmpfs: $(cat mount.err)"
+    exit 77
+  fi
+  mounted+=("$work/mnt")
+
+  # 1. Disk full, at several points: every run stops with a clear error and
+  # leaves a checkpoint that covers only committed state; growing the disk
+  # and restarting finishes with exactly the undisturbed result.
+  failures=0
+  last=none
+  for size in 2 3 4 5 6 7 8 9 10 11 12 13 14 16 18 20 24 28 32; do
+    mount -o remount,size=${size}m mnt
+    rc=0
+    "$scanwatch" process --state mnt/st --diff-log full.jsonl "${common[@]}" input.ndjson \
+      > /dev/null 2> full.err || rc=$?
+    [ "$rc" = 0 ] && break
+    [ "$rc" = 1 ] || fail "disk full (${size}m): exit status $rc, want 1; stderr:
+$(cat full.err)"
+    expect_in full.err "scanwatch process: state_dir 'mnt/st'" "disk full (${size}m)"
+    expect_in full.err "No space left on device" "disk full (${size}m)"
+    expect_in full.err "the state disk is full" "disk full (${size}m)"
+    [ "$(grep -c . full.err)" = 1 ] || fail "disk full (${size}m): want one error line:
+$(cat full.err)"
+    cp=$(checkpoint_of mnt/st)
+    echo "disk full at ${size}m: checkpoint at line $cp, $(wc -l < full.jsonl) diff records so far"
+    [ "$cp" = none ] || [ "$cp" -lt 9200 ] || fail "disk full (${size}m): checkpoint at the end"
+    [ "$cp" = none ] || [ "$last" = none ] || [ "$cp" -ge "$last" ] ||
+      fail "disk full (${size}m): checkpoint went back from $last to $cp"
+    [ "$cp" = none ] || last=$cp
+    failures=$((failures + 1))
+  done
+  [ "$failures" -ge 3 ] || fail "only $failures runs hit the full disk"
+  [ "$last" != none ] || fail "the disk never held a checkpoint: sizes too small"
+  mount -o remount,size=256m mnt
+  "$scanwatch" process --state mnt/st --diff-log full.jsonl "${common[@]}" input.ndjson \
+    2> full.err || fail "restart after the disk grew: $(cat full.err)"
+  same_as mnt/st full.jsonl ref1
+  echo "disk full: restart on a larger disk equals the undisturbed run"
+
+  # 2. Read-only: the prefix is processed, the disk turns read-only; the next
+  # run is refused clearly (read-only inspection still works); read-write
+  # again, the run finishes exactly like the undisturbed one.
+  umount mnt
+  mount -t tmpfs -o size=256m,mode=0755 tmpfs mnt
+  "$scanwatch" process --state mnt/ro --diff-log ro.jsonl "${common[@]}" prefix.ndjson 2> ro.err
+  mount -o remount,ro mnt
+  rc=0
+  "$scanwatch" process --state mnt/ro --diff-log ro.jsonl "${common[@]}" input.ndjson \
+    2> ro.err || rc=$?
+  [ "$rc" = 1 ] || fail "read-only: exit status $rc, want 1"
+  expect_in ro.err "state_dir 'mnt/ro'" "read-only"
+  expect_in ro.err "Read-only file system" "read-only"
+  expect_in ro.err "state_dir is not writable" "read-only"
+  rc=0
+  "$scanwatch" process --state mnt/new --diff-log ro.jsonl "${common[@]}" input.ndjson \
+    2> ro.err || rc=$?
+  [ "$rc" = 1 ] || fail "read-only, new state: exit status $rc, want 1"
+  expect_in ro.err "cannot create state_dir 'mnt/new': Read-only file system" "read-only new"
+  "$scanwatch" state checkpoints --state mnt/ro > ro.cp || fail "state checkpoints on a read-only disk"
+  expect_in ro.cp "offset 4000" "read-only inspection"
+  mount -o remount,rw mnt
+  "$scanwatch" process --state mnt/ro --diff-log ro.jsonl "${common[@]}" input.ndjson \
+    2> ro.err || fail "read-write again: $(cat ro.err)"
+  same_as mnt/ro ro.jsonl ref2
+  echo "read-only: refused clearly; read-write again equals the undisturbed run"
+  exit 0
+fi
+
+[ "$mode" = corrupt ] || fail "unknown mode $mode"
+
+# 3. Corruption: a state holding the prefix, damaged in one way each time.
+"$scanwatch" process --state base --diff-log base.jsonl "${common[@]}" prefix.ndjson 2> base.err
+ls base/*.sst > /dev/null 2>&1 || fail "the prefix state has no SST file"
+garble() { # file offset-fraction(percent) bytes
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+path, pct, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, 'r+b') as f:
+    d = bytearray(f.read())
+    at = len(d) * pct // 100
+    for i in range(at, min(at + n, len(d))):
+        d[i] ^= 0x5a
+    f.seek(0)
+    f.write(d)
+PY
+}
+for damage in sst_truncated sst_garbled manifest_truncated manifest_garbled current_wrong \
+  current_missing; do
+  rm -rf c
+  cp -a base c
+  cp base.jsonl c.jsonl
+  case $damage in
+    sst_truncated) for f in c/*.sst; do truncate -s $(($(stat -c %s "$f") / 2)) "$f"; done ;;
+    sst_garbled) for f in c/*.sst; do garble "$f" 40 16; done ;;
+    manifest_truncated) truncate -s 20 c/MANIFEST-* ;;
+    manifest_garbled) for f in c/MANIFEST-*; do garble "$f" 50 8; done ;;
+    current_wrong) echo "MANIFEST-999999" > c/CURRENT ;;
+    current_missing) rm c/CURRENT ;;
+  esac
+  rc=0
+  "$scanwatch" process --state c --diff-log c.jsonl "${common[@]}" input.ndjson \
+    > /dev/null 2> c.err || rc=$?
+  [ "$rc" = 1 ] || fail "$damage: exit status $rc, want 1; stderr:
+$(cat c.err)"
+  expect_in c.err "state_dir 'c'" "$damage"
+  grep -q "Corruption\|No such file" c.err || fail "$damage: the message names no problem:
+$(cat c.err)"
+  expect_in c.err "the state is corrupt" "$damage"
+  cmp -s c.jsonl base.jsonl || fail "$damage: diff records were written from a damaged state"
+  rc=0
+  "$scanwatch" state images --state c > /dev/null 2> c.err || rc=$?
+  if [ "$damage" != sst_garbled ]; then # a garbled data block is found when it is read
+    [ "$rc" = 1 ] || fail "$damage: scanwatch state exit status $rc, want 1"
+    expect_in c.err "state_dir 'c'" "$damage (scanwatch state)"
+  fi
+  echo "$damage: refused: $(head -c 300 c.err)"
+done
+# Recovery from a backup: the untouched copy finishes like the undisturbed run.
+"$scanwatch" process --state base --diff-log base.jsonl "${common[@]}" input.ndjson 2> base.err
+same_as base base.jsonl ref2
+echo "corruption: every damage refused; the backup copy finishes like the undisturbed run"
+
+# 4. A state written by a newer scanwatch: process, run and state refuse it.
+"$scanwatch" process --state newer --diff-log /dev/null "${common[@]}" prefix.ndjson 2> /dev/null
+"$poke" schema newer 2
+for cmd in process run state; do
+  rc=0
+  case $cmd in
+    process) "$scanwatch" process --state newer input.ndjson > /dev/null 2> s.err || rc=$? ;;
+    run)
+      "$scanwatch" run --state-dir newer --metrics-port -1 --mail-to a@example.com \
+        --mail-sink dir:mail --connection-string \
+        "Endpoint=sb://127.0.0.1:9/;SharedAccessKeyName=k;SharedAccessKey=v;EntityPath=h;UseDevelopmentEmulator=true" \
+        > /dev/null 2> s.err || rc=$?
+      ;;
+    state) "$scanwatch" state images --state newer > /dev/null 2> s.err || rc=$? ;;
+  esac
+  [ "$rc" = 1 ] || fail "newer schema, $cmd: exit status $rc, want 1; stderr:
+$(cat s.err)"
+  expect_in s.err "state_dir 'newer'" "newer schema, $cmd"
+  expect_in s.err "written by a newer scanwatch (schema version 2; this build understands up to 1)" \
+    "newer schema, $cmd"
+  echo "newer schema: $cmd refuses: $(grep -m1 newer s.err | head -c 200)"
+done
+echo "PASS"
