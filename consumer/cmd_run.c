@@ -31,7 +31,7 @@ void sw_install_stop_signals(void)
 
 void sw_err_name_state_dir(sw_err *err, const sw_config *cfg)
 {
-    if (err->code == SW_E_STATE && strncmp(err->msg, "state_dir", 9) != 0) {
+    if (err->code == SW_E_STATE && strstr(err->msg, "state_dir '") == NULL) {
         sw_err_prefix(err, "state_dir '%s'", sw_cfg_str(cfg, SW_CFG_STATE_DIR));
     }
 }
