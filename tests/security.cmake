@@ -17,3 +17,9 @@ add_test(NAME security_no_shell_outs
   COMMAND ${CMAKE_COMMAND} -DSOURCE=${PROJECT_SOURCE_DIR}
           -P ${CMAKE_CURRENT_SOURCE_DIR}/security/no_shell_outs.cmake)
 set_tests_properties(security_no_shell_outs PROPERTIES LABELS unit)
+
+# The container files say non-root, read-only root filesystem, no capabilities.
+add_test(NAME security_container_hardening
+  COMMAND ${CMAKE_COMMAND} -DSOURCE=${PROJECT_SOURCE_DIR}
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/security/container_hardening.cmake)
+set_tests_properties(security_container_hardening PROPERTIES LABELS unit)
