@@ -302,16 +302,24 @@ const offCases = hostileCases(LIMIT, LIMIT + 1);
   const SVC_LIMIT = 1000000;
   // The emulator's --load reads lines as C strings: the NUL case goes through the offline paths only.
   const cases = hostileCases(SVC_LIMIT, 1048576).filter((c) => c.name !== "NUL after the JSON");
-  const lines = interleave(cases);
+  // A scan time in 2099 would make every real rescan of its image stale: the service refuses it
+  // (max_scan_time_skew after the enqueued time), and the image's real scan after it counts.
+  const future = finding((P) => { P.TimeGenerated = "2099-01-01T00:00:00Z"; });
+  const honest = structuredClone(future);
+  honest.Properties.TimeGenerated = "2026-01-05T02:00:00Z";
+  const lines = [...interleave(cases), Buffer.from(JSON.stringify(future)), Buffer.from(JSON.stringify(honest))];
   const input = join(dir, "input.ndjson");
   writeLines(input, lines);
   const want = {};
   for (const c of cases) want[c.expect] = (want[c.expect] ?? 0) + 1;
+  want.bad_scan_time = 1;
   // Offline reference with the same limit.
   const ref = sw(["process", "--state", join(dir, "ref-state"), "--diff-log", join(dir, "ref.ndjson"), "--max-message-size", String(SVC_LIMIT),
     "--scan-quiet", "2s", "--log-level", "error", input]);
   check(ref.status === 0, "service reference (offline): exit status 0", ref.status, 0);
-  const expected = readLines(join(dir, "ref.ndjson")).map((l) => diffKey(JSON.parse(l))).sort();
+  // (offline, without enqueued times, the 2099 scan is taken: its image is compared separately)
+  const expected = readLines(join(dir, "ref.ndjson")).map((l) => JSON.parse(l)).filter((d) => d.image !== imageOf(future))
+    .map(diffKey).sort();
 
   const emu = spawn(EMULATOR, ["--port", "0", "--hub", "eh1:1", "--no-auth", "--no-control-stdin", "--log-level", "error", "--load", input],
     { stdio: ["ignore", "pipe", "pipe"] });
@@ -351,7 +359,7 @@ const offCases = hostileCases(LIMIT, LIMIT + 1);
   metrics = await get("/metrics");
   check(total(metrics, "scanwatch_events_total{") === lines.length, "service: every event is processed (the partition kept flowing)",
     total(metrics, "scanwatch_events_total{"), lines.length);
-  for (const reason of ["too_large", "too_deep", "bad_utf8", "not_json"]) {
+  for (const reason of ["too_large", "too_deep", "bad_utf8", "not_json", "bad_scan_time"]) {
     const m = metrics.match(new RegExp(`^scanwatch_bad_events_total\\{reason="${reason}"\\} (\\d+)`, "m"));
     check(m && Number(m[1]) === want[reason], `service: metrics count ${reason}`, m?.[0], want[reason]);
   }
@@ -362,13 +370,17 @@ const offCases = hostileCases(LIMIT, LIMIT + 1);
   check(total(metrics, "scanwatch_skipped_records_total{") === want.skipped, "service: every unknown-type record is counted", total(metrics, "scanwatch_skipped_records_total{"), want.skipped);
   svc.kill("SIGTERM");
   const code = await Promise.race([exited, sleep(25000).then(() => "timeout")]);
-  check(code === 0, "service: SIGTERM, exit status 0", code, 0);
+  check(code === 0, "service: SIGTERM, exit status 0", [code, svcErr.split("\n").slice(-6)], 0);
   emu.kill("SIGTERM");
-  const got = checkDiffLog(join(dir, "diffs.ndjson"), "service").map(diffKey).sort();
+  const all = checkDiffLog(join(dir, "diffs.ndjson"), "service");
+  const fut = all.filter((d) => d.image === imageOf(future));
+  check(fut.length === 1 && fut[0].scan_time.startsWith("2026-01-05") && fut[0].new.length === 1,
+    "service: a 2099 scan time is refused and the image's real scan after it is reported", fut.map((d) => d.scan_time), ["2026-01-05..."]);
+  const got = all.filter((d) => d.image !== imageOf(future)).map(diffKey).sort();
   check(JSON.stringify(got) === JSON.stringify(expected) && expected.length > 5, "service: the diff records equal offline processing (hostile events included)",
     { got: got.length, extra: got.filter((k) => !expected.includes(k)).slice(0, 1), missing: expected.filter((k) => !got.includes(k)).slice(0, 1) }, expected.length);
   const dl = sw(["state", "dead-letter", "--state", join(dir, "state"), "--json"]).stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
-  const badWant = want.too_large + want.too_deep + want.bad_utf8 + want.not_json;
+  const badWant = want.too_large + want.too_deep + want.bad_utf8 + want.not_json + want.bad_scan_time;
   check(dl.length === badWant, "service: every bad event is in the dead letter", dl.length, badWant);
   checkMails(join(dir, "mail"), "service");
 }
