@@ -24,6 +24,7 @@ const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, "")] = process.argv[i + 1];
 const { scanwatch: SCANWATCH, emulator: EMULATOR, gen: GEN, work: WORK } = args;
 const BIG = Number(args["big-findings"] ?? 100500);
+const PARTS = (args.parts ?? "offline,big,service").split(","); // to rerun one part while debugging
 if (!SCANWATCH || !EMULATOR || !GEN || !WORK) {
   console.error("usage: hostile.mjs --scanwatch BIN --emulator BIN --gen BIN --work DIR [--big-findings N]");
   process.exit(2);
@@ -185,7 +186,7 @@ function checkDiffLog(path, what) {
 // ---- 1. offline: decode, process, notify ----
 const LIMIT = 1048576;
 const offCases = hostileCases(LIMIT, LIMIT + 1);
-{
+if (PARTS.includes("offline")) {
   const dir = join(WORK, "offline");
   mkdirSync(dir, { recursive: true });
   const input = join(dir, "input.ndjson");
@@ -246,7 +247,7 @@ const offCases = hostileCases(LIMIT, LIMIT + 1);
 }
 
 // ---- 2. 100,500 findings in one scan of one image ----
-{
+if (PARTS.includes("big")) {
   const dir = join(WORK, "big");
   mkdirSync(dir, { recursive: true });
   const input = join(dir, "big.ndjson");
@@ -294,7 +295,7 @@ const offCases = hostileCases(LIMIT, LIMIT + 1);
 }
 
 // ---- 3. the service, end to end: emulator -> run -> state -> mail ----
-{
+if (PARTS.includes("service")) {
   const dir = join(WORK, "service");
   mkdirSync(dir, { recursive: true });
   // The service runs with max_message_size 1,000,000: a body of exactly that size is decoded, one of
@@ -332,7 +333,7 @@ const offCases = hostileCases(LIMIT, LIMIT + 1);
   const svc = spawn(SCANWATCH, ["run", "--connection-string", `Endpoint=sb://127.0.0.1:${port}/;SharedAccessKeyName=k;SharedAccessKey=v;EntityPath=eh1;UseDevelopmentEmulator=true`,
     "--state-dir", join(dir, "state"), "--mail-sink", `dir:${join(dir, "mail")}`, "--mail-to", "secops@example.com", "--mail-rate", "6000",
     "--diff-log", join(dir, "diffs.ndjson"), "--max-message-size", String(SVC_LIMIT), "--scan-quiet", "2s", "--metrics-port", "0",
-    "--metrics-bind", "127.0.0.1", "--lag-poll-interval", "200ms", "--progress-interval", "0", "--log-level", "info"],
+    "--metrics-bind", "127.0.0.1", "--lag-poll-interval", "200ms", "--progress-interval", "0", "--log-level", "debug"],
     { stdio: ["ignore", "ignore", "pipe"] });
   children.push(svc);
   let svcErr = "";
@@ -357,6 +358,13 @@ const offCases = hostileCases(LIMIT, LIMIT + 1);
   }
   await sleep(1200);
   metrics = await get("/metrics");
+  if (total(metrics, "scanwatch_events_total{") !== lines.length) {
+    console.log(`service not done; /readyz: ${await get("/readyz")}`);
+    for (const [name, pid] of [["scanwatch", svc.pid], ["emulator", emu.pid]]) {
+      const g = spawnSync("gdb", ["-batch", "-p", String(pid), "-ex", "thread apply all bt 12"], { encoding: "utf8", timeout: 30000 });
+      writeFileSync(join(dir, `${name}.stacks`), `${g.stdout}\n${g.stderr}`);
+    }
+  }
   check(total(metrics, "scanwatch_events_total{") === lines.length, "service: every event is processed (the partition kept flowing)",
     total(metrics, "scanwatch_events_total{"), lines.length);
   for (const reason of ["too_large", "too_deep", "bad_utf8", "not_json", "bad_scan_time"]) {
@@ -370,6 +378,8 @@ const offCases = hostileCases(LIMIT, LIMIT + 1);
   check(total(metrics, "scanwatch_skipped_records_total{") === want.skipped, "service: every unknown-type record is counted", total(metrics, "scanwatch_skipped_records_total{"), want.skipped);
   svc.kill("SIGTERM");
   const code = await Promise.race([exited, sleep(25000).then(() => "timeout")]);
+  writeFileSync(join(dir, "service.stderr"), svcErr);
+  writeFileSync(join(dir, "emulator.stderr"), emuErr);
   check(code === 0, "service: SIGTERM, exit status 0", [code, svcErr.split("\n").slice(-6)], 0);
   emu.kill("SIGTERM");
   const all = checkDiffLog(join(dir, "diffs.ndjson"), "service");

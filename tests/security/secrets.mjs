@@ -244,10 +244,23 @@ writeFileSync(secretFile, CLIENT_SECRET + "\n", { mode: 0o600 });
   check(treq.some((t) => t.kind === "certificate" && t.ok), "a certificate assertion was issued (and is searched for)", treq.map((t) => t.kind), "certificate");
 }
 
+// ---- a full outbox and dead letter: the same stream processed offline (no notifier) ----
+{
+  const st = join(WORK, "offline-state");
+  const r = run("process", ["process", "--state", st, "--diff-log", join(WORK, "offline-diffs.ndjson"), "--log-level", "debug",
+    "--connection-string", connStr(SAS_KEY), "--client-secret", CLIENT_SECRET, stream]);
+  check(r.status === 0, "process (with secrets set) runs", r.stderr.slice(-300), 0);
+  record("offline diff log", readFileSync(join(WORK, "offline-diffs.ndjson"), "utf8"));
+  for (const what of ["outbox", "dead-letter"]) {
+    const d = run(`offline state ${what}`, ["state", what, "--state", st, "--json"]);
+    check(d.stdout.split("\n").filter(Boolean).length > 0, `the offline ${what} has entries to search`, d.stdout.length, "> 0");
+  }
+}
+
 // ---- a dir: mail sink writes its files 0700 and holds no secret ----
 {
   const dir = join(WORK, "dirsink");
-  const r = run("notify dir sink", ["notify", "--state", join(WORK, "good", "state"), "--mail-sink", `dir:${join(dir, "mail")}`,
+  const r = run("notify dir sink", ["notify", "--state", join(WORK, "offline-state"), "--mail-sink", `dir:${join(dir, "mail")}`,
     "--mail-to", "secops@example.com", "--log-level", "debug", "--timeout", "10s"]);
   check(r.status === 0, "scanwatch notify (dir: sink) runs", r.stderr.slice(-300), 0);
   const st = spawnSync("stat", ["-c", "%a", join(WORK, "good", "state")], { encoding: "utf8" }).stdout.trim();
