@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Disk faults under `scanwatch process` (issue 9, item 3).
 #
-#   disk_faults.sh full     SCANWATCH SW_GEN POKE WORK   state disk full, then read-only
-#                                                        (needs root: tmpfs mounts; exit 77 = skip)
+#   disk_faults.sh full     SCANWATCH SW_GEN POKE WORK EMULATOR
+#                            state disk full, then read-only, for `process`; then the service
+#                            (`run` against the emulator) on a full disk
+#                            (needs root: tmpfs mounts; exit 77 = skip)
 #   disk_faults.sh corrupt  SCANWATCH SW_GEN POKE WORK   truncated/garbled SST, MANIFEST, CURRENT;
 #                                                        a newer schema (any user)
 #
@@ -16,6 +18,7 @@ scanwatch=$2
 gen=$3
 poke=$4
 work=$5
+emulator=${6:-}
 
 mounted=()
 cleanup() {
@@ -146,6 +149,72 @@ $(cat full.err)"
     2> ro.err || fail "read-write again: $(cat ro.err)"
   same_as mnt/ro ro.jsonl ref2
   echo "read-only: refused clearly; read-write again equals the undisturbed run"
+  umount mnt
+
+  # 3. The service on a full disk: `run` stops with status 1 and the same clear
+  # error (nothing settled past the last commit); on a larger disk it resumes
+  # and its diff records equal an undisturbed service run's.
+  [ -n "$emulator" ] || fail "full mode needs the emulator"
+  head -n 3000 input.ndjson > svc.ndjson
+  "$emulator" --port 0 --hub eh1:1 --no-auth --no-control-stdin --log-level error \
+    --load svc.ndjson > emu.out 2> emu.err &
+  emu_pid=$!
+  for _ in $(seq 100); do grep -q "ready port=" emu.out && break; sleep 0.1; done
+  port=$(sed -n 's/.*ready port=\([0-9]*\).*/\1/p' emu.out)
+  [ -n "$port" ] || fail "the emulator did not start: $(cat emu.err)"
+  svc() { # state dir, diff log, stderr file
+    "$scanwatch" run --connection-string \
+      "Endpoint=sb://127.0.0.1:$port/;SharedAccessKeyName=k;SharedAccessKey=v;EntityPath=eh1;UseDevelopmentEmulator=true" \
+      --state-dir "$1" --diff-log "$2" --mail-sink "dir:$work/svc-mail" --mail-to a@example.com \
+      --scan-quiet 2s --metrics-port -1 --progress-interval 0 --log-level warn \
+      --lag-poll-interval 200ms --state-write-buffer 1M 2> "$3" &
+    svc_pid=$!
+  }
+  until_lines() { # diff log, count: wait (30 s at most) until it has that many lines, stable
+    for _ in $(seq 300); do
+      [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ] && { sleep 1; return 0; }
+      sleep 0.1
+    done
+    return 1
+  }
+  stop_svc() {
+    kill -TERM "$svc_pid" 2> /dev/null || true
+    rc=0
+    wait "$svc_pid" || rc=$?
+    [ "$rc" = 0 ] || fail "the service did not stop cleanly on SIGTERM (status $rc): $(tail -n 3 "$1")"
+  }
+  # The undisturbed service run, for reference.
+  mkdir -p svcref
+  "$scanwatch" process --state svcoff --diff-log svcoff.jsonl --scan-quiet 2s "${common[@]}" \
+    svc.ndjson 2> /dev/null
+  want=$(wc -l < svcoff.jsonl)
+  svc svcref/st svcref.jsonl svcref.err
+  until_lines svcref.jsonl "$want" || fail "undisturbed service: $(wc -l < svcref.jsonl) of $want diff records"
+  stop_svc svcref.err
+  mount -t tmpfs -o size=2m,mode=0755 tmpfs mnt
+  svc mnt/svc svcfull.jsonl svcfull.err
+  rc=0
+  for _ in $(seq 600); do kill -0 "$svc_pid" 2> /dev/null || break; sleep 0.1; done
+  if kill -0 "$svc_pid" 2> /dev/null; then
+    kill -KILL "$svc_pid"
+    fail "the service kept running on a full disk: $(tail -n 3 svcfull.err)"
+  fi
+  wait "$svc_pid" || rc=$?
+  [ "$rc" = 1 ] || fail "service on a full disk: exit status $rc, want 1: $(tail -n 3 svcfull.err)"
+  expect_in svcfull.err "scanwatch run: state_dir 'mnt/svc'" "service, disk full"
+  expect_in svcfull.err "the state disk is full" "service, disk full"
+  echo "service, disk full: $(grep '^scanwatch run:' svcfull.err | head -c 200)"
+  echo "  checkpoint left: $(checkpoint_of mnt/svc 2> /dev/null || true), diff records so far: $(wc -l < svcfull.jsonl 2> /dev/null || echo 0)"
+  mount -o remount,size=256m mnt
+  svc mnt/svc svcfull.jsonl svcfull2.err
+  until_lines svcfull.jsonl "$want" || fail "service after the disk grew: $(wc -l < svcfull.jsonl) of $want diff records"
+  stop_svc svcfull2.err
+  strip() { sed 's/,"partition":.*}$/}/' "$1" | sort; }
+  cmp -s <(strip svcfull.jsonl) <(strip svcref.jsonl) || fail "service: diff records after the full disk differ from the undisturbed run:
+$(diff <(strip svcfull.jsonl | cut -c1-150) <(strip svcref.jsonl | cut -c1-150) | head -n 6)"
+  kill -TERM "$emu_pid" 2> /dev/null || true
+  wait "$emu_pid" 2> /dev/null || true
+  echo "service, disk full: restart on a larger disk equals the undisturbed service run ($want diff records)"
   exit 0
 fi
 
