@@ -376,8 +376,15 @@ if (PARTS.includes("service")) {
   const skippedChildren = metrics.split("\n").filter((l) => l.startsWith("scanwatch_skipped_records_total{")).length;
   check(skippedChildren <= 513, "service: 600 distinct unknown kinds do not grow /metrics without bound", skippedChildren, "<= 513");
   check(total(metrics, "scanwatch_skipped_records_total{") === want.skipped, "service: every unknown-type record is counted", total(metrics, "scanwatch_skipped_records_total{"), want.skipped);
+  const stacks = (what) => {
+    for (const [name, pid] of [["scanwatch", svc.pid], ["emulator", emu.pid]]) {
+      const g = spawnSync("gdb", ["-batch", "-p", String(pid), "-ex", "thread apply all bt 12"], { encoding: "utf8", timeout: 30000 });
+      writeFileSync(join(dir, `${name}.${what}.stacks`), `${g.stdout}\n${g.stderr}`);
+    }
+  };
   svc.kill("SIGTERM");
   const code = await Promise.race([exited, sleep(25000).then(() => "timeout")]);
+  if (code === "timeout") stacks("sigterm");
   writeFileSync(join(dir, "service.stderr"), svcErr);
   writeFileSync(join(dir, "emulator.stderr"), emuErr);
   check(code === 0, "service: SIGTERM, exit status 0", [code, svcErr.split("\n").slice(-6)], 0);
