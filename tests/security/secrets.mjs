@@ -261,7 +261,7 @@ writeFileSync(secretFile, CLIENT_SECRET + "\n", { mode: 0o600 });
 {
   const dir = join(WORK, "dirsink");
   const r = run("notify dir sink", ["notify", "--state", join(WORK, "offline-state"), "--mail-sink", `dir:${join(dir, "mail")}`,
-    "--mail-to", "secops@example.com", "--log-level", "debug", "--timeout", "10s"]);
+    "--mail-to", "secops@example.com", "--mail-rate", "6000", "--log-level", "debug", "--timeout", "60s"]);
   check(r.status === 0, "scanwatch notify (dir: sink) runs", r.stderr.slice(-300), 0);
   const st = spawnSync("stat", ["-c", "%a", join(WORK, "good", "state")], { encoding: "utf8" }).stdout.trim();
   check(st === "700", "state_dir is created 0700", st, "700");
