@@ -184,8 +184,10 @@ bool sw_http_url_check_secure(const char *setting, const char *url, sw_err *err)
     }
     if (strncasecmp(url, "http://", 7) == 0) {
         const char *host = url + 7;
-        size_t n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":/?#");
-        if (loopback_host(host, n)) {
+        /* "http://127.0.0.1:80@example.com/" goes to example.com: no userinfo. */
+        size_t authority = strcspn(host, "/?#");
+        size_t n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":/?#@");
+        if (memchr(host, '@', authority) == NULL && n <= authority && loopback_host(host, n)) {
             return true;
         }
     }

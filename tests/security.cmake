@@ -23,3 +23,8 @@ add_test(NAME security_container_hardening
   COMMAND ${CMAKE_COMMAND} -DSOURCE=${PROJECT_SOURCE_DIR}
           -P ${CMAKE_CURRENT_SOURCE_DIR}/security/container_hardening.cmake)
 set_tests_properties(security_container_hardening PROPERTIES LABELS unit)
+
+# Which URLs may carry credentials (https, or http to loopback only).
+sw_add_unit_test(test_security_unit SOURCES unit/test_security_unit.c
+  LIBS sw_notify PkgConfig::CURL)
+target_include_directories(test_security_unit PRIVATE ${PROJECT_SOURCE_DIR}/consumer)
