@@ -244,6 +244,21 @@ writeFileSync(secretFile, CLIENT_SECRET + "\n", { mode: 0o600 });
   check(treq.some((t) => t.kind === "certificate" && t.ok), "a certificate assertion was issued (and is searched for)", treq.map((t) => t.kind), "certificate");
 }
 
+// ---- run with a wrong Graph client secret: the notifier's token failures (debug log, metrics) ----
+{
+  const dir = join(WORK, "bad-graph");
+  mkdirSync(dir, { recursive: true });
+  const p = start("run wrong client secret", SCANWATCH, ["run", "--connection-string", connStr(SAS_KEY), "--state-dir", join(dir, "state"),
+    "--mail-sink", "graph", ...graphArgs, "--client-secret", WRONG_CLIENT_SECRET, "--mail-to", "secops@example.com",
+    "--scan-quiet", "1s", "--metrics-port", "0", "--metrics-bind", "127.0.0.1", "--lag-poll-interval", "200ms",
+    "--mail-backoff-min", "100ms", "--mail-backoff-max", "200ms", "--log-level", "debug"]);
+  const port = await waitFor(() => metricsPort(p), 10000);
+  const failed = await waitFor(() => /invalid_client|AADSTS7000215|401/.test(p.err), 30000, 200);
+  check(failed !== null, "the service reports the wrong client secret (token refused)", p.err.slice(-300), "invalid_client");
+  if (port) await scrape(p, port, "wrong client secret");
+  await stopService(p);
+}
+
 // ---- a full outbox and dead letter: the same stream processed offline (no notifier) ----
 {
   const st = join(WORK, "offline-state");
