@@ -223,18 +223,9 @@ fi
 # 3. Corruption: a state holding the prefix, damaged in one way each time.
 "$scanwatch" process --state base --diff-log base.jsonl "${common[@]}" prefix.ndjson 2> base.err
 ls base/*.sst > /dev/null 2>&1 || fail "the prefix state has no SST file"
-garble() { # file offset-fraction(percent) bytes
-  python3 - "$1" "$2" "$3" <<'PY'
-import sys
-path, pct, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-with open(path, 'r+b') as f:
-    d = bytearray(f.read())
-    at = len(d) * pct // 100
-    for i in range(at, min(at + n, len(d))):
-        d[i] ^= 0x5a
-    f.seek(0)
-    f.write(d)
-PY
+garble() { # file offset-fraction(percent) bytes: overwrite with a pattern (coreutils only)
+  local at=$(($(stat -c %s "$1") * $2 / 100))
+  head -c "$3" /dev/zero | tr '\0' '\245' | dd of="$1" bs=1 seek="$at" conv=notrunc status=none
 }
 for damage in sst_truncated sst_garbled manifest_truncated manifest_garbled current_wrong \
   current_missing; do
