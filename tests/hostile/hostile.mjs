@@ -386,6 +386,10 @@ if (PARTS.includes("service")) {
   const code = await Promise.race([exited, sleep(25000).then(() => "timeout")]);
   if (code === "timeout") stacks("sigterm");
   writeFileSync(join(dir, "service.stderr"), svcErr);
+  const notJson = svcErr.split("\n").filter(Boolean).filter((l) => { try { JSON.parse(l); return false; } catch { return true; } })
+    .filter((l) => !l.startsWith("scanwatch run:"));
+  check(notJson.length === 0 && !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(svcErr.replace(/\n/g, "")),
+    "service: every log line (debug level, hostile events included) is one JSON object, controls escaped", notJson.slice(0, 2), []);
   writeFileSync(join(dir, "emulator.stderr"), emuErr);
   check(code === 0, "service: SIGTERM, exit status 0", [code, svcErr.split("\n").slice(-6)], 0);
   emu.kill("SIGTERM");
