@@ -58,7 +58,8 @@ const PEM = join(SRC, "tests/data/notify/test-client.pem");
 const keyLines = readFileSync(PEM, "utf8").split("-----BEGIN PRIVATE KEY-----")[1]
   .split("-----END PRIVATE KEY-----")[0].split("\n").map((l) => l.trim()).filter((l) => l.length >= 40);
 const secrets = [
-  ["SAS key", SAS_KEY], ["wrong SAS key", WRONG_SAS_KEY], ["client secret", CLIENT_SECRET],
+  // without their base64 padding too: a key cut at its '=' must not show either
+  ["SAS key", SAS_KEY.replace(/=+$/, "")], ["wrong SAS key", WRONG_SAS_KEY.replace(/=+$/, "")], ["client secret", CLIENT_SECRET],
   ["wrong client secret", WRONG_CLIENT_SECRET],
   ...keyLines.map((l, i) => [`private key PEM line ${i + 1}`, l]),
 ];
@@ -189,6 +190,10 @@ writeFileSync(secretFile, CLIENT_SECRET + "\n", { mode: 0o600 });
   r = run("run bad connection string", ["run", "--connection-string", `Endpoint=sb://127.0.0.1:1/;SharedAccessKey=${SAS_KEY};EntityPath=x`,
     "--metrics-port", "-1", "--mail-to", "a@example.com", "--mail-sink", `dir:${join(WORK, "m0")}`, "--state-dir", join(WORK, "s0")]);
   check(r.status === 2 && /SharedAccessKeyName/.test(r.stderr), "a malformed connection string is refused naming the problem", r.stderr.trim(), "...SharedAccessKeyName...");
+  // The key pasted without "SharedAccessKey=": it splits at its '=' padding into an unknown part.
+  r = run("run bare key", ["run", "--connection-string", `Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;${SAS_KEY};EntityPath=x`,
+    "--metrics-port", "-1", "--mail-to", "a@example.com", "--mail-sink", `dir:${join(WORK, "m0")}`, "--state-dir", join(WORK, "s0")]);
+  check(r.status === 2 && /unknown part/.test(r.stderr), "a bare key in the connection string is refused without echoing it", r.stderr.trim().slice(-200), "unknown part (not shown)");
 }
 
 // ---- send-test-mail: client secret, wrong secret, certificate ----
