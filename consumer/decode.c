@@ -314,7 +314,8 @@ static const char *const envelope_keys[] = {"subAssessmentEventDataEnrichment",
 
 struct sw_decoder {
     sw_decode_opts opts;
-    sw_time_us latest_scan; /* later scan times are bad; SW_TIME_UNSET: any */
+    /* Later scan times are bad (max_scan_time_skew); SW_TIME_UNSET: any. */
+    sw_time_us latest_scan;
     cJSON *tree; /* the last body's tree: findings borrow its strings */
     arena mem;
     /* The body's findings before they are emitted; grows with the number of
