@@ -125,17 +125,17 @@ typedef enum {
 typedef struct part {
     char id[SW_AMQP_PARTITION_ID_MAX];
     part_kind kind;
-    sw_amqp_client *client;                     /* the client receiving it */
+    sw_amqp_client *client;                      /* the client receiving it */
     char state_id[SW_AMQP_PARTITION_ID_MAX + 8]; /* its checkpoint's name in state */
-    evq in;    /* filled by the client thread, under svc.mu */
-    evq ready; /* the processing thread's own */
-    bool more_expected; /* snapshot for the merge: the hub holds events not yet received */
-    bool active;             /* owned and receiving */
-    bool open;               /* receiver attached */
-    int64_t processed_seq;   /* last event handed to the pipeline */
-    int64_t settled_seq;     /* last settle call */
-    int64_t target_seq;      /* last enqueued when the run started (stop_when_caught_up) */
-    int64_t last_enqueued;   /* from $management; -1 = empty or unknown */
+    evq in;                                      /* filled by the client thread, under svc.mu */
+    evq ready;                                   /* the processing thread's own */
+    bool more_expected;       /* snapshot for the merge: the hub holds events not yet received */
+    bool active;              /* owned and receiving */
+    bool open;                /* receiver attached */
+    int64_t processed_seq;    /* last event handed to the pipeline */
+    int64_t settled_seq;      /* last settle call */
+    int64_t target_seq;       /* last enqueued when the run started (stop_when_caught_up) */
+    int64_t last_enqueued;    /* from $management; -1 = empty or unknown */
     sw_time_us last_enq_time; /* from $management */
     bool info_known;
 } part;
@@ -177,6 +177,11 @@ typedef struct svc {
     size_t n_parts;
     bool fatal;
     sw_err fatal_err;
+    /* The last connection-level error and since when the hub has been out of reach
+     * (0 = reachable), for /readyz; under mu. */
+    char hub_error[sizeof(((sw_err *)0)->msg)];
+    sw_time_us hub_down_since;
+    bool discovered; /* partitions known: the run loop is receiving */
     atomic_bool connected;
     atomic_llong heartbeat_us;   /* monotonic time of the last loop pass */
     int64_t merge_blocked_since; /* monotonic; 0 = the merge is not waiting */
@@ -188,8 +193,8 @@ typedef struct svc {
     volatile sig_atomic_t notify_stop;
 
     size_t max_message_size;
-    sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs,
-        *m_mails, *m_failed, *m_new_sev, *m_owned, *m_stale;
+    sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs, *m_mails,
+        *m_failed, *m_new_sev, *m_owned, *m_stale;
     sw_state_engine_stats last_stats;
 } svc;
 
@@ -255,6 +260,7 @@ static void on_partition_open(void *ctx, const char *partition)
     if (idx >= 0) {
         s->parts[idx].open = true;
     }
+    s->hub_down_since = 0;
     pthread_mutex_unlock(&s->mu);
     atomic_store(&s->connected, true); /* the client logs "partition receiving" */
 }
@@ -289,6 +295,10 @@ static void on_error(void *ctx, const char *partition, const sw_err *err, bool f
             if ((s->parts[i].kind == PART_ROUTE) == cb->route) {
                 s->parts[i].open = false;
             }
+        }
+        snprintf(s->hub_error, sizeof s->hub_error, "%s", err->msg);
+        if (s->hub_down_since == 0) {
+            s->hub_down_since = sw_time_now();
         }
         pthread_mutex_unlock(&s->mu);
     }
@@ -332,7 +342,22 @@ static bool readyz(void *ctx, sw_buf *text)
 {
     svc *s = ctx;
     if (!atomic_load(&s->connected)) {
-        sw_buf_append_str(text, "not connected to the event hub (see the log for why)\n");
+        pthread_mutex_lock(&s->mu);
+        bool discovered = s->discovered;
+        sw_time_us since = s->hub_down_since;
+        char why[sizeof s->hub_error];
+        memcpy(why, s->hub_error, sizeof why);
+        pthread_mutex_unlock(&s->mu);
+        sw_buf_append_str(text, discovered ? "not connected to the event hub"
+                                           : "not connected to the event hub yet (discovering "
+                                             "partitions)");
+        if (since != 0) {
+            char ts[SW_TIME_BUF];
+            sw_time_format(since, ts, sizeof ts);
+            sw_buf_printf(text, " since %s (%lld s); last error: %s; retrying with backoff", ts,
+                          (long long)((sw_time_now() - since) / SW_US_PER_SEC), why);
+        }
+        sw_buf_append_char(text, '\n');
         return false;
     }
     size_t waiting = 0, active = 0;
@@ -474,8 +499,8 @@ static bool take_partitions(svc *s, sw_amqp_client *c, part_kind kind, int idx, 
 {
     size_t before = s->n_parts;
     for (size_t i = 0; i < n; i++) {
-        bool mine = only != NULL ? strcmp(ids[i], only) == 0
-                                 : partition_number(ids[i], i) % count == idx;
+        bool mine =
+            only != NULL ? strcmp(ids[i], only) == 0 : partition_number(ids[i], i) % count == idx;
         if (!mine) {
             continue;
         }
@@ -501,6 +526,54 @@ static bool take_partitions(svc *s, sw_amqp_client *c, part_kind kind, int idx, 
     return true;
 }
 
+/*
+ * Partition discovery waits for the hub however long it is out of reach (not started yet,
+ * network or DNS down): the client reconnects with its backoff and logs each failure, this
+ * loop logs a summary every 30 s, /readyz says why. Only errors that retrying cannot fix
+ * (rejected credentials, unknown hub) or a stop request end it.
+ */
+static bool discover(svc *s, sw_amqp_client *c, const char *what, char ***ids, size_t *n,
+                     sw_err *err)
+{
+    int64_t start = sw_time_mono_us(), last_log = start;
+    for (;;) {
+        sw_amqp_stats st;
+        sw_amqp_get_stats(c, &st);
+        pthread_mutex_lock(&s->mu);
+        bool fatal = s->fatal;
+        if (fatal) {
+            *err = s->fatal_err;
+        }
+        char why[sizeof s->hub_error];
+        memcpy(why, s->hub_error, sizeof why);
+        pthread_mutex_unlock(&s->mu);
+        if (fatal) {
+            return false;
+        }
+        if (stop_requested) {
+            return sw_err_set(err, SW_E_SHUTDOWN, "stopped while %s", what);
+        }
+        /* Asked only once a connection opened: the call blocks for operation_timeout. */
+        if (st.connects > 0) {
+            if (sw_amqp_get_partition_ids(c, ids, n, err)) {
+                return true;
+            }
+            if (!err->retriable) {
+                return false;
+            }
+            snprintf(why, sizeof why, "%s", err->msg);
+        }
+        int64_t now = sw_time_mono_us();
+        if (now - last_log >= 30 * SW_US_PER_SEC) {
+            SW_LOG(SW_LOG_WARN, "event hub still out of reach; retrying", SW_LF_STR("while", what),
+                   SW_LF_INT("waiting_s", (now - start) / SW_US_PER_SEC),
+                   SW_LF_STR("last_error", why));
+            last_log = now;
+        }
+        sleep_us(100 * 1000);
+    }
+}
+
 static bool choose_partitions(svc *s, sw_err *err)
 {
     char **ids = NULL;
@@ -521,7 +594,7 @@ static bool choose_partitions(svc *s, sw_err *err)
     bool ok = true;
     /* replay/rebuild name one partition: of the route hub when there is one. */
     if (s->route == NULL || s->o->only_partition == NULL) {
-        if (!sw_amqp_get_partition_ids(s->amqp, &ids, &n, err)) {
+        if (!discover(s, s->amqp, "discovering partitions", &ids, &n, err)) {
             sw_err_prefix(err, "discovering partitions");
             return false;
         }
@@ -530,7 +603,8 @@ static bool choose_partitions(svc *s, sw_err *err)
         sw_amqp_free_partition_ids(ids, n);
     }
     if (ok && s->route != NULL) {
-        if (!sw_amqp_get_partition_ids(s->route, &s->route_ids, &n, err)) {
+        if (!discover(s, s->route, "discovering the route hub's partitions", &s->route_ids, &n,
+                      err)) {
             sw_err_prefix(err, "discovering the route hub's partitions");
             return false;
         }
@@ -542,6 +616,9 @@ static bool choose_partitions(svc *s, sw_err *err)
                                    s->route_ids, n, err);
     }
     if (ok) {
+        pthread_mutex_lock(&s->mu);
+        s->discovered = true;
+        pthread_mutex_unlock(&s->mu);
         SW_LOG(SW_LOG_INFO, "partitions assigned", SW_LF_UINT("owned", s->n_parts),
                SW_LF_UINT("route_partitions", s->route_n), SW_LF_INT("replica_index", idx),
                SW_LF_INT("replica_count", count));
@@ -573,38 +650,36 @@ static bool start_position(svc *s, part *p, sw_amqp_position *pos, sw_err *err)
 static void define_metrics(svc *s)
 {
     static const double lat_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                        1,     2.5,  5,     10,   30,  60,  300};
-    s->m_lag = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partition_lag_events",
-                                 "Events enqueued on the partition and not yet checkpointed.",
-                                 NULL, 0);
+                                        1,     2.5,  5,     10,   30,  60,   300};
+    s->m_lag =
+        sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partition_lag_events",
+                          "Events enqueued on the partition and not yet checkpointed.", NULL, 0);
     s->m_outbox = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_outbox_depth",
                                     "Diff records waiting in the outbox.", NULL, 0);
-    s->m_latency = sw_metrics_define(
-        s->metrics, SW_METRIC_HISTOGRAM, "scanwatch_processing_latency_seconds",
-        "Time from an event's enqueue on the hub to its processing.", lat_bounds,
-        (int)(sizeof lat_bounds / sizeof lat_bounds[0]));
-    s->m_windows = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
-                                     "scanwatch_windows_closed_total",
-                                     "Rescan windows applied to image state.", NULL, 0);
+    s->m_latency =
+        sw_metrics_define(s->metrics, SW_METRIC_HISTOGRAM, "scanwatch_processing_latency_seconds",
+                          "Time from an event's enqueue on the hub to its processing.", lat_bounds,
+                          (int)(sizeof lat_bounds / sizeof lat_bounds[0]));
+    s->m_windows =
+        sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_windows_closed_total",
+                          "Rescan windows applied to image state.", NULL, 0);
     s->m_new = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_new_findings_total",
                                  "New findings in diff records.", NULL, 0);
-    s->m_resolved = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
-                                      "scanwatch_resolved_findings_total",
-                                      "Resolved findings in diff records.", NULL, 0);
+    s->m_resolved =
+        sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_resolved_findings_total",
+                          "Resolved findings in diff records.", NULL, 0);
     s->m_diffs = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_diff_records_total",
                                    "Diff records written to the outbox.", NULL, 0);
-    s->m_stale = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
-                                   "scanwatch_stale_findings_total",
+    s->m_stale = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_stale_findings_total",
                                    "Findings older than the image's last scan, ignored.", NULL, 0);
-    s->m_mails = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mails",
-                                   "Mails by state (sent, retried, dead, pending) since start.",
-                                   NULL, 0);
+    s->m_mails =
+        sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mails",
+                          "Mails by state (sent, retried, dead, pending) since start.", NULL, 0);
     s->m_failed = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mail_failures",
                                     "Failed mail attempts since start, by HTTP status or reason "
                                     "(retried or dead-lettered).",
                                     NULL, 0);
-    s->m_new_sev = sw_metrics_define(s->metrics, SW_METRIC_GAUGE,
-                                     "scanwatch_notified_new_findings",
+    s->m_new_sev = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_notified_new_findings",
                                      "New findings of the diff records handed to notification "
                                      "since start, by severity.",
                                      NULL, 0);
@@ -817,8 +892,8 @@ static void progress(svc *s, int64_t elapsed_us, uint64_t events_then, uint64_t 
 {
     sw_state_engine_stats st;
     sw_state_engine_get_stats(s->eng, &st);
-    double rate = elapsed_us > 0 ? (double)(events_now - events_then) * 1e6 / (double)elapsed_us
-                                 : 0;
+    double rate =
+        elapsed_us > 0 ? (double)(events_now - events_then) * 1e6 / (double)elapsed_us : 0;
     int64_t lag = 0;
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->n_parts; i++) {
@@ -905,8 +980,8 @@ static bool earlier(const ev_node *a, const ev_node *b)
  * partition_merge_wait) while a partition whose queue is empty still has
  * events on the hub. force: process everything now (shutdown).
  */
-static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_commit,
-                          size_t batch, sw_err *err)
+static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_commit, size_t batch,
+                          sw_err *err)
 {
     sw_time_us now = sw_time_now();
     for (;;) {
@@ -975,7 +1050,8 @@ static bool run_loop(svc *s, sw_err *err)
             return false;
         }
         now_mono = sw_time_mono_us();
-        if (sw_state_engine_pending_events(s->eng) > 0 && now_mono - last_commit >= commit_interval) {
+        if (sw_state_engine_pending_events(s->eng) > 0 &&
+            now_mono - last_commit >= commit_interval) {
             if (!commit_and_settle(s, err)) {
                 return false;
             }
@@ -1140,7 +1216,7 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
     ok = ok && event_hubs_identity(s, cfg, &ao, err);
     if (ok) {
         ao.max_message_size = (uint32_t)(s->max_message_size > 1024 * 1024 ? s->max_message_size
-                                                                             : 1024 * 1024 + 4096);
+                                                                           : 1024 * 1024 + 4096);
         s->cb_export = (struct cbctx){s, false};
         s->cb_route = (struct cbctx){s, true};
         ao.cb = (sw_amqp_callbacks){.ctx = &s->cb_export,
@@ -1156,12 +1232,23 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         ao.eventhub = route_hub;
         ao.cb.ctx = &s->cb_route;
         ok = (s->route = sw_amqp_client_new(&ao, err)) != NULL;
-        ok = ok && (s->fwd = sw_pipeline_new(cfg, s->eng, s->metrics, SW_CLOCK_ENQUEUED, err)) != NULL;
+        ok = ok &&
+             (s->fwd = sw_pipeline_new(cfg, s->eng, s->metrics, SW_CLOCK_ENQUEUED, err)) != NULL;
         if (ok) {
             sw_pipeline_set_forward(s->fwd, forward_finding, s);
         }
     }
+    if (ok && s->notifier != NULL) {
+        /* Before discovery: the outbox is delivered while the hub is out of reach. */
+        ok = pthread_create(&s->notify_thread, NULL, notify_main, s) == 0 ||
+             sw_err_set(err, SW_E_INTERNAL, "cannot start the notifier thread");
+        s->notify_started = ok;
+    }
     ok = ok && choose_partitions(s, err);
+    if (!ok && err->code == SW_E_SHUTDOWN) {
+        ok = true; /* SIGTERM while waiting for the hub: a clean stop, nothing received */
+        SW_LOG(SW_LOG_INFO, "stopped before the event hub could be reached");
+    }
     for (size_t i = 0; ok && i < s->n_parts; i++) {
         sw_amqp_position pos;
         ok = start_position(s, &s->parts[i], &pos, err);
@@ -1176,11 +1263,6 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         ok = pthread_create(&s->lag_thread, NULL, lag_main, s) == 0 ||
              sw_err_set(err, SW_E_INTERNAL, "cannot start the lag poller thread");
         s->lag_started = ok;
-    }
-    if (ok && s->notifier != NULL) {
-        ok = pthread_create(&s->notify_thread, NULL, notify_main, s) == 0 ||
-             sw_err_set(err, SW_E_INTERNAL, "cannot start the notifier thread");
-        s->notify_started = ok;
     }
     if (ok && o->on_started != NULL) {
         o->on_started(o->ctx);
