@@ -125,17 +125,17 @@ typedef enum {
 typedef struct part {
     char id[SW_AMQP_PARTITION_ID_MAX];
     part_kind kind;
-    sw_amqp_client *client;                      /* the client receiving it */
+    sw_amqp_client *client;                     /* the client receiving it */
     char state_id[SW_AMQP_PARTITION_ID_MAX + 8]; /* its checkpoint's name in state */
-    evq in;                                      /* filled by the client thread, under svc.mu */
-    evq ready;                                   /* the processing thread's own */
-    bool more_expected;       /* snapshot for the merge: the hub holds events not yet received */
-    bool active;              /* owned and receiving */
-    bool open;                /* receiver attached */
-    int64_t processed_seq;    /* last event handed to the pipeline */
-    int64_t settled_seq;      /* last settle call */
-    int64_t target_seq;       /* last enqueued when the run started (stop_when_caught_up) */
-    int64_t last_enqueued;    /* from $management; -1 = empty or unknown */
+    evq in;    /* filled by the client thread, under svc.mu */
+    evq ready; /* the processing thread's own */
+    bool more_expected; /* snapshot for the merge: the hub holds events not yet received */
+    bool active;             /* owned and receiving */
+    bool open;               /* receiver attached */
+    int64_t processed_seq;   /* last event handed to the pipeline */
+    int64_t settled_seq;     /* last settle call */
+    int64_t target_seq;      /* last enqueued when the run started (stop_when_caught_up) */
+    int64_t last_enqueued;   /* from $management; -1 = empty or unknown */
     sw_time_us last_enq_time; /* from $management */
     bool info_known;
 } part;
@@ -193,8 +193,8 @@ typedef struct svc {
     volatile sig_atomic_t notify_stop;
 
     size_t max_message_size;
-    sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs, *m_mails,
-        *m_failed, *m_new_sev, *m_owned, *m_stale;
+    sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs,
+        *m_mails, *m_failed, *m_new_sev, *m_owned, *m_stale;
     sw_state_engine_stats last_stats;
 } svc;
 
@@ -499,8 +499,8 @@ static bool take_partitions(svc *s, sw_amqp_client *c, part_kind kind, int idx, 
 {
     size_t before = s->n_parts;
     for (size_t i = 0; i < n; i++) {
-        bool mine =
-            only != NULL ? strcmp(ids[i], only) == 0 : partition_number(ids[i], i) % count == idx;
+        bool mine = only != NULL ? strcmp(ids[i], only) == 0
+                                 : partition_number(ids[i], i) % count == idx;
         if (!mine) {
             continue;
         }
