@@ -650,36 +650,38 @@ static bool start_position(svc *s, part *p, sw_amqp_position *pos, sw_err *err)
 static void define_metrics(svc *s)
 {
     static const double lat_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                        1,     2.5,  5,     10,   30,  60,   300};
-    s->m_lag =
-        sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partition_lag_events",
-                          "Events enqueued on the partition and not yet checkpointed.", NULL, 0);
+                                        1,     2.5,  5,     10,   30,  60,  300};
+    s->m_lag = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partition_lag_events",
+                                 "Events enqueued on the partition and not yet checkpointed.",
+                                 NULL, 0);
     s->m_outbox = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_outbox_depth",
                                     "Diff records waiting in the outbox.", NULL, 0);
-    s->m_latency =
-        sw_metrics_define(s->metrics, SW_METRIC_HISTOGRAM, "scanwatch_processing_latency_seconds",
-                          "Time from an event's enqueue on the hub to its processing.", lat_bounds,
-                          (int)(sizeof lat_bounds / sizeof lat_bounds[0]));
-    s->m_windows =
-        sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_windows_closed_total",
-                          "Rescan windows applied to image state.", NULL, 0);
+    s->m_latency = sw_metrics_define(
+        s->metrics, SW_METRIC_HISTOGRAM, "scanwatch_processing_latency_seconds",
+        "Time from an event's enqueue on the hub to its processing.", lat_bounds,
+        (int)(sizeof lat_bounds / sizeof lat_bounds[0]));
+    s->m_windows = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
+                                     "scanwatch_windows_closed_total",
+                                     "Rescan windows applied to image state.", NULL, 0);
     s->m_new = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_new_findings_total",
                                  "New findings in diff records.", NULL, 0);
-    s->m_resolved =
-        sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_resolved_findings_total",
-                          "Resolved findings in diff records.", NULL, 0);
+    s->m_resolved = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
+                                      "scanwatch_resolved_findings_total",
+                                      "Resolved findings in diff records.", NULL, 0);
     s->m_diffs = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_diff_records_total",
                                    "Diff records written to the outbox.", NULL, 0);
-    s->m_stale = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_stale_findings_total",
+    s->m_stale = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
+                                   "scanwatch_stale_findings_total",
                                    "Findings older than the image's last scan, ignored.", NULL, 0);
-    s->m_mails =
-        sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mails",
-                          "Mails by state (sent, retried, dead, pending) since start.", NULL, 0);
+    s->m_mails = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mails",
+                                   "Mails by state (sent, retried, dead, pending) since start.",
+                                   NULL, 0);
     s->m_failed = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mail_failures",
                                     "Failed mail attempts since start, by HTTP status or reason "
                                     "(retried or dead-lettered).",
                                     NULL, 0);
-    s->m_new_sev = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_notified_new_findings",
+    s->m_new_sev = sw_metrics_define(s->metrics, SW_METRIC_GAUGE,
+                                     "scanwatch_notified_new_findings",
                                      "New findings of the diff records handed to notification "
                                      "since start, by severity.",
                                      NULL, 0);
@@ -892,8 +894,8 @@ static void progress(svc *s, int64_t elapsed_us, uint64_t events_then, uint64_t 
 {
     sw_state_engine_stats st;
     sw_state_engine_get_stats(s->eng, &st);
-    double rate =
-        elapsed_us > 0 ? (double)(events_now - events_then) * 1e6 / (double)elapsed_us : 0;
+    double rate = elapsed_us > 0 ? (double)(events_now - events_then) * 1e6 / (double)elapsed_us
+                                 : 0;
     int64_t lag = 0;
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->n_parts; i++) {
@@ -980,8 +982,8 @@ static bool earlier(const ev_node *a, const ev_node *b)
  * partition_merge_wait) while a partition whose queue is empty still has
  * events on the hub. force: process everything now (shutdown).
  */
-static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_commit, size_t batch,
-                          sw_err *err)
+static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_commit,
+                          size_t batch, sw_err *err)
 {
     sw_time_us now = sw_time_now();
     for (;;) {
@@ -1050,8 +1052,7 @@ static bool run_loop(svc *s, sw_err *err)
             return false;
         }
         now_mono = sw_time_mono_us();
-        if (sw_state_engine_pending_events(s->eng) > 0 &&
-            now_mono - last_commit >= commit_interval) {
+        if (sw_state_engine_pending_events(s->eng) > 0 && now_mono - last_commit >= commit_interval) {
             if (!commit_and_settle(s, err)) {
                 return false;
             }
@@ -1216,7 +1217,7 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
     ok = ok && event_hubs_identity(s, cfg, &ao, err);
     if (ok) {
         ao.max_message_size = (uint32_t)(s->max_message_size > 1024 * 1024 ? s->max_message_size
-                                                                           : 1024 * 1024 + 4096);
+                                                                             : 1024 * 1024 + 4096);
         s->cb_export = (struct cbctx){s, false};
         s->cb_route = (struct cbctx){s, true};
         ao.cb = (sw_amqp_callbacks){.ctx = &s->cb_export,
@@ -1232,8 +1233,7 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         ao.eventhub = route_hub;
         ao.cb.ctx = &s->cb_route;
         ok = (s->route = sw_amqp_client_new(&ao, err)) != NULL;
-        ok = ok &&
-             (s->fwd = sw_pipeline_new(cfg, s->eng, s->metrics, SW_CLOCK_ENQUEUED, err)) != NULL;
+        ok = ok && (s->fwd = sw_pipeline_new(cfg, s->eng, s->metrics, SW_CLOCK_ENQUEUED, err)) != NULL;
         if (ok) {
             sw_pipeline_set_forward(s->fwd, forward_finding, s);
         }
