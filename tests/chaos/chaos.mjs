@@ -10,8 +10,9 @@
 //    service is started, and SIGKILLed after a random time (some during start-up). All the
 //    while the emulator drops connections, closes them with amqp:connection:forced, detaches
 //    links (detach-forced, server-busy) and refuses attaches (server-busy), and the fake Graph
-//    answers some sendMail requests with 429 + Retry-After, 503, 504, slow 202s and
-//    responses slower than http_timeout (the client gives up; Graph did not accept them).
+//    answers some sendMail requests with 429 + Retry-After, 503, 504, slow 202s (some accepted
+//    at once and answered late) and responses slower than http_timeout (the client gives up;
+//    Graph did not accept them).
 //    Then faults stop and a last run drains everything.
 // 4. Compared with the undisturbed run: diff records (diff_log) lost / duplicated /
 //    unexpected, mails (the fake Graph's accepted sendMail requests) lost / duplicated /
@@ -101,7 +102,7 @@ async function undisturbed() {
 }
 
 // ---- fault injection ----
-const faults = { emulator: {}, graph_queued: {} };
+const faults = { emulator: {}, emulator_hit: {}, graph_queued: {} };
 let injecting = false;
 const EMU_FAULTS = [
   ["drop-connections", () => "drop-connections"],
@@ -115,6 +116,9 @@ const GRAPH_FAULTS = [
   ["503", () => ({ status: 503 })],
   ["504", () => ({ status: 504 })],
   ["slow-202", () => ({ delay_ms: rng.int(100, 600) })],
+  // Accepted at once, answered late (< http_timeout): a kill meanwhile leaves a mail Graph has
+  // and the service does not know about -- the duplicate the design allows.
+  ["accepted-slow-202", () => ({ record_first: true, delay_ms: rng.int(200, 700) })],
   ["timeout-not-accepted", () => ({ delay_ms: 1800 })], // > http_timeout 1 s: the client gives up
 ];
 async function injector() {
@@ -126,6 +130,9 @@ async function injector() {
       const reply = await emu.ctl(cmd());
       if (!reply.startsWith("ok")) throw new Error(`emulator fault ${name}: ${reply}`);
       faults.emulator[name] = (faults.emulator[name] ?? 0) + 1;
+      // What it hit: "ok connections=N" / "ok links=N" (refuse-attach arms the next attaches).
+      const hit = reply.match(/(connections|links)=(\d+)/);
+      if (hit) faults.emulator_hit[hit[1]] = (faults.emulator_hit[hit[1]] ?? 0) + Number(hit[2]);
     } else {
       const batch = [];
       for (let i = rng.int(1, 3); i > 0; i--) {
@@ -209,7 +216,8 @@ async function chaos(expected) {
     statuses[s] = (statuses[s] ?? 0) + 1;
   }
   const mails = (await graph.get("mails")).map((x) => mailKey(x.request));
-  const dl = spawnSync(o.scanwatch, ["state", "dead-letter", "--state", join(o.work, "chaos", "state"), "--json"])
+  const dl = spawnSync(o.scanwatch, ["state", "dead-letter", "--state", join(o.work, "chaos", "state"), "--json"],
+    { maxBuffer: 256 << 20 })
     .stdout.toString().split("\n").filter((l) => l).map((l) => JSON.parse(l));
   return { svc, kills, requests: requests.length, statuses, mails, deadLetters: dl };
 }
@@ -234,7 +242,7 @@ try {
   const mailDead = c.deadLetters.filter((d) => d.kind !== "event").length;
   check(mailDead === 0, "chaos: nothing but bad events in the dead letter", c.deadLetters.map((d) => d.kind), "event only");
   const badEvents = c.deadLetters.filter((d) => d.kind === "event").length;
-  const badInStream = spawnSync(o.scanwatch, ["decode", streamPath]).stderr.toString().match(/bad: (\d+)/);
+  const badInStream = spawnSync(o.scanwatch, ["decode", streamPath], { stdio: ["ignore", "ignore", "pipe"] }).stderr.toString().match(/bad: (\d+)/);
   check(badInStream && badEvents === Number(badInStream[1]), "chaos: every bad event dead-lettered once", badEvents,
     badInStream && Number(badInStream[1]));
   Object.assign(report, {
@@ -243,7 +251,8 @@ try {
     mails: { expected: expected.mails.length, got: mails.total, distinct: mails.distinct, lost: mails.lost, duplicated: mails.duplicated, unexpected: mails.unexpected },
     in_flight_at_kills: inFlight,
     in_flight_graph_view: c.kills.reduce((a, k) => a + k.unanswered_at_kill_graph_view, 0),
-    faults: { emulator: faults.emulator, graph_queued: faults.graph_queued, graph_answers: c.statuses, sendmail_requests: c.requests },
+    faults: { emulator: faults.emulator, emulator_hit: faults.emulator_hit, graph_queued: faults.graph_queued,
+      graph_answers: c.statuses, sendmail_requests: c.requests },
     dead_letters: { events: badEvents, other: mailDead },
     per_kill: c.kills.map(({ kill, up_ms, requests, outcomes, in_flight, unanswered_at_kill_graph_view, diff_records_so_far }) =>
       ({ kill, up_ms, requests, outcomes, in_flight, unanswered_at_kill_graph_view, diff_records_so_far })),
@@ -265,7 +274,7 @@ const summary = [
   report.diff_records ? `  diff records: ${report.diff_records.got} written, lost ${report.diff_records.lost}, duplicated ${report.diff_records.duplicated}, unexpected ${report.diff_records.unexpected}` : "",
   report.mails ? `  mails: ${report.mails.got} accepted by Graph (${report.mails.distinct} distinct of ${report.mails.expected}), lost ${report.mails.lost}, duplicated ${report.mails.duplicated}, unexpected ${report.mails.unexpected}` : "",
   report.mails ? `  mails in flight at the kills: ${report.in_flight_at_kills} (fake Graph's view, unanswered at the kill: ${report.in_flight_graph_view})` : "",
-  report.faults ? `  emulator faults: ${JSON.stringify(report.faults.emulator)}` : "",
+  report.faults ? `  emulator faults: ${JSON.stringify(report.faults.emulator)}; hit ${JSON.stringify(report.faults.emulator_hit)}` : "",
   report.faults ? `  Graph faults queued: ${JSON.stringify(report.faults.graph_queued)}; answers: ${JSON.stringify(report.faults.graph_answers)}` : "",
   `  result: ${report.passed ? "PASS" : "FAIL"}`,
 ].filter((l) => l).join("\n");
