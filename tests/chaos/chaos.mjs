@@ -25,7 +25,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import {
-  Checks, Emulator, FakeGraph, Service, compareKeys, cutNear, diffKey, generate, mailKey, mailOutcomes, metric,
+  Checks, Emulator, FakeGraph, Service, compareKeys, cutNear, diffKey, generate, httpGet, mailKey, mailOutcomes, metric,
   offlineDiffs, parseArgs, prng, scanStarts, sleep,
 } from "./harness.mjs";
 
@@ -195,6 +195,13 @@ async function chaos(expected) {
   const ok = await drained(svc, expected.diffs.length, new Set(expected.mails).size, o.drainTimeout * 1000);
   check(ok, `after ${o.kills} kills, the last run delivers everything within ${o.drainTimeout} s`);
   if (!ok) console.error(svc.proc.stderrText.slice(-4000));
+  // No partition stalled: all four receive and each is checkpointed up to its last event.
+  const ready = await httpGet(svc.metricsPort, "/readyz");
+  check(ready.status === 200 && /4 partitions receiving/.test(ready.text), "last run: /readyz ready, 4 partitions",
+    ready.text.trim(), "ready: 4 partitions receiving");
+  const m = await svc.metrics();
+  const lags = [0, 1, 2, 3].map((p) => metric(m, "scanwatch_partition_lag_events", `partition="${p}"`));
+  check(lags.every((l) => l === 0), "last run: every partition's lag is 0", lags, [0, 0, 0, 0]);
   svc.proc.kill("SIGTERM");
   const { code } = await svc.proc.done;
   check(code === 0, "last run: SIGTERM exit 0", code, 0);
