@@ -537,6 +537,8 @@ static bool discover(svc *s, sw_amqp_client *c, const char *what, char ***ids, s
 {
     int64_t start = sw_time_mono_us(), last_log = start;
     for (;;) {
+        /* Waiting is not stalling: /healthz stays 200 (a liveness probe must not restart us). */
+        atomic_store(&s->heartbeat_us, sw_time_mono_us());
         sw_amqp_stats st;
         sw_amqp_get_stats(c, &st);
         pthread_mutex_lock(&s->mu);
