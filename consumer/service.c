@@ -138,6 +138,9 @@ typedef struct part {
     int64_t last_enqueued;   /* from $management; -1 = empty or unknown */
     sw_time_us last_enq_time; /* from $management */
     bool info_known;
+    /* Bumped when the receiver (re)attaches or the connection drops: lag info read before
+     * is stale (events were enqueued meanwhile) and must not tell the merge "nothing more". */
+    uint32_t info_gen;
 } part;
 
 /* Routed records for one route partition, sent before the batch commits. */
@@ -183,6 +186,7 @@ typedef struct svc {
     sw_time_us hub_down_since;
     bool discovered; /* partitions known: the run loop is receiving */
     atomic_bool connected;
+    atomic_bool lag_poll_now; /* a receiver (re)attached: refresh lag info at once */
     atomic_llong heartbeat_us;   /* monotonic time of the last loop pass */
     int64_t merge_blocked_since; /* monotonic; 0 = the merge is not waiting */
     int64_t merge_wait_us;
@@ -259,9 +263,12 @@ static void on_partition_open(void *ctx, const char *partition)
     int idx = part_index(s, cb->route, partition);
     if (idx >= 0) {
         s->parts[idx].open = true;
+        s->parts[idx].info_known = false;
+        s->parts[idx].info_gen++;
     }
     s->hub_down_since = 0;
     pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->lag_poll_now, true);
     atomic_store(&s->connected, true); /* the client logs "partition receiving" */
 }
 
@@ -294,6 +301,8 @@ static void on_error(void *ctx, const char *partition, const sw_err *err, bool f
         for (size_t i = 0; i < s->n_parts; i++) {
             if ((s->parts[i].kind == PART_ROUTE) == cb->route) {
                 s->parts[i].open = false;
+                s->parts[i].info_known = false;
+                s->parts[i].info_gen++;
             }
         }
         snprintf(s->hub_error, sizeof s->hub_error, "%s", err->msg);
@@ -387,9 +396,13 @@ static void sleep_us(int64_t us)
 
 static void poll_lag_once(svc *s)
 {
+    atomic_store(&s->lag_poll_now, false);
     for (size_t i = 0; i < s->n_parts && !atomic_load(&s->threads_stop); i++) {
         sw_amqp_partition_info info;
         sw_err err;
+        pthread_mutex_lock(&s->mu);
+        uint32_t gen = s->parts[i].info_gen;
+        pthread_mutex_unlock(&s->mu);
         if (!sw_amqp_get_partition_info(s->parts[i].client, s->parts[i].id, &info, &err)) {
             SW_LOG_ERR(SW_LOG_DEBUG, "partition properties unavailable", &err,
                        SW_LF_STR("partition", s->parts[i].id));
@@ -398,8 +411,13 @@ static void poll_lag_once(svc *s)
         pthread_mutex_lock(&s->mu);
         s->parts[i].last_enqueued = info.is_empty ? -1 : info.last_enqueued_sequence_number;
         s->parts[i].last_enq_time = info.last_enqueued_time;
-        s->parts[i].info_known = true;
+        /* Known only if no (re)attach happened while asking (else ask again at once). */
+        s->parts[i].info_known = gen == s->parts[i].info_gen;
+        bool again = !s->parts[i].info_known;
         pthread_mutex_unlock(&s->mu);
+        if (again) {
+            atomic_store(&s->lag_poll_now, true);
+        }
     }
 }
 
@@ -412,9 +430,10 @@ static void *lag_main(void *arg)
     }
     while (!atomic_load(&s->threads_stop)) {
         poll_lag_once(s);
-        for (int64_t slept = 0; slept < interval && !atomic_load(&s->threads_stop);
-             slept += 100 * 1000) {
-            sleep_us(100 * 1000);
+        for (int64_t slept = 0; slept < interval && !atomic_load(&s->threads_stop) &&
+                                !atomic_load(&s->lag_poll_now);
+             slept += 20 * 1000) {
+            sleep_us(20 * 1000);
         }
     }
     return NULL;
@@ -953,7 +972,9 @@ static bool take_events(svc *s, sw_err *err)
     for (size_t i = 0; i < s->n_parts; i++) {
         part *p = &s->parts[i];
         evq_move(&p->ready, &p->in);
-        p->more_expected = p->active && (!p->info_known || p->processed_seq < p->last_enqueued);
+        /* Not attached, or attached since lag info was read: its events may be on the hub. */
+        p->more_expected = p->active && (!p->open || !p->info_known ||
+                                         p->processed_seq < p->last_enqueued);
     }
     s->queued = 0;
     bool fatal = s->fatal;
@@ -1247,8 +1268,10 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         s->notify_started = ok;
     }
     ok = ok && choose_partitions(s, err);
-    if (!ok && err->code == SW_E_SHUTDOWN) {
-        ok = true; /* SIGTERM while waiting for the hub: a clean stop, nothing received */
+    if (!ok && err->code == SW_E_SHUTDOWN && !o->stop_when_caught_up) {
+        /* SIGTERM while `run` waits for the hub: a clean stop, nothing received (a bounded
+         * run -- replay, rebuild -- that did not happen fails). */
+        ok = true;
         SW_LOG(SW_LOG_INFO, "stopped before the event hub could be reached");
     }
     for (size_t i = 0; ok && i < s->n_parts; i++) {

@@ -4,6 +4,8 @@
 #                   with an undisturbed run (the full run: scripts/chaos, report in docs/chaos.md)
 #   outage_graph    Graph down for a compressed "hour": outbox holds, RSS flat, all delivered once
 #   outage_hub      hub unreachable at start and mid-run: backoff, /readyz reason, recovery
+#   outage_reconnect  after a connection loss, lag info read before it must not let one
+#                   partition's events close windows whose records wait on the others
 find_program(SW_NODE node)
 if(SW_NODE AND TARGET scanwatch-emulator)
   set(SW_CHAOS_ARGS --scanwatch $<TARGET_FILE:scanwatch> --emulator $<TARGET_FILE:scanwatch-emulator>
@@ -13,7 +15,7 @@ if(SW_NODE AND TARGET scanwatch-emulator)
             --work ${CMAKE_CURRENT_BINARY_DIR}/chaos-reduced --seed 1 --kills 8 --images 12 --rescans 2
             --drain-timeout 90 --report ${CMAKE_CURRENT_BINARY_DIR}/chaos-reduced.json)
   set_tests_properties(chaos_reduced PROPERTIES LABELS integration TIMEOUT 300)
-  foreach(scenario graph hub)
+  foreach(scenario graph hub reconnect)
     add_test(NAME outage_${scenario}
       COMMAND ${SW_NODE} ${PROJECT_SOURCE_DIR}/tests/chaos/outage.mjs ${SW_CHAOS_ARGS}
               --work ${CMAKE_CURRENT_BINARY_DIR}/outage-${scenario} --scenario ${scenario}

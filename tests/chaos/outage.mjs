@@ -1,6 +1,6 @@
 // Long outages (issue 9, item 2), end to end with `scanwatch run`, the emulator and the fake Graph:
 //   node tests/chaos/outage.mjs --scanwatch P --emulator P --gen P --fake-graph P --work DIR
-//        --scenario graph|hub [--outage-seconds N] [--report FILE.json]
+//        --scenario graph|hub|reconnect [--outage-seconds N] [--report FILE.json]
 //
 // graph: Microsoft Graph (token endpoint and sendMail) answers 503 for the whole outage while
 //   the stream arrives and every diff record becomes a pending mail (tokens fail in the first
@@ -30,7 +30,7 @@ const o = parseArgs(process.argv.slice(2), {
 });
 for (const k of ["scanwatch", "emulator", "gen", "fakeGraph", "work", "scenario"]) {
   if (!o[k]) {
-    console.error(`usage: outage.mjs --scanwatch P --emulator P --gen P --fake-graph P --work DIR --scenario graph|hub; missing --${k}`);
+    console.error(`usage: outage.mjs --scanwatch P --emulator P --gen P --fake-graph P --work DIR --scenario graph|hub|reconnect; missing --${k}`);
     process.exit(2);
   }
 }
@@ -152,7 +152,17 @@ async function hubOutage() {
   const p = await svc.start();
   try {
     // 1. Nothing listens: backoff, not ready (with the reason), healthy, still running.
-    await sleep(seconds * 1000);
+    // Meanwhile a second instance is stopped while it waits: SIGTERM is a clean, quick exit.
+    const other = new Service({ scanwatch: o.scanwatch, emu, hub: "export", graph, dir: join(o.work, "sigterm"),
+      extra: ["--reconnect-backoff-min", "200ms", "--reconnect-backoff-max", "2s"] });
+    const op = await other.start();
+    await sleep(2000);
+    const tTerm = Date.now();
+    op.kill("SIGTERM");
+    const stopped = await op.done;
+    check(stopped.code === 0 && Date.now() - tTerm < 3000, "SIGTERM while waiting for the hub: exit 0 within 3 s",
+      { code: stopped.code, ms: Date.now() - tTerm }, { code: 0, ms: "< 3000" });
+    await sleep(seconds * 1000 - 2000);
     const health = await httpGet(svc.metricsPort, "/healthz");
     const ready = await httpGet(svc.metricsPort, "/readyz");
     check(p.exitCode === null, `hub unreachable at start for ${seconds} s: the service keeps running`);
@@ -203,12 +213,58 @@ async function hubOutage() {
   }
 }
 
+// reconnect: the hub connection drops while the service is caught up; during the outage one
+// scan is published, and 2.5 s later (> scan_quiet) the next ones; on reconnect only one
+// partition attaches at once (the others are refused as server-busy and back off). The lag
+// info read before the outage says every partition is caught up: the merge must not believe
+// it (else the one partition's later events close the scan's window before the others'
+// records of it arrive, and the diff is wrong). Checks: diff records equal offline
+// processing.
+async function reconnectMerge() {
+  const emu = new Emulator(o.emulator, ["export:4"]);
+  await emu.start();
+  try {
+    const starts = scanStarts(lines);
+    const [a, b] = [starts[Math.floor(starts.length / 2)], starts[Math.floor(starts.length / 2) + 1]];
+    const svc = new Service({ scanwatch: o.scanwatch, emu, hub: "export", graph, dir: join(o.work, "svc"),
+      extra: ["--mail-rate", "6000", "--mail-concurrency", "4", "--reconnect-backoff-min", "3s",
+        "--reconnect-backoff-max", "4s", "--lag-poll-interval", "5s", "--partition-merge-wait", "15s"] });
+    await emu.publish("export", lines, 0, a);
+    await svc.start();
+    // Caught up, first half's windows closed (scan_quiet 2 s of quiet), lag info read.
+    let last = -1;
+    let stableSince = Date.now();
+    await until(async () => {
+      const n = svc.diffs().length;
+      if (n !== last) {
+        last = n;
+        stableSince = Date.now();
+      }
+      return n > 0 && Date.now() - stableSince > 4000;
+    }, 30000);
+    check((await emu.ctl("drop-connections")).startsWith("ok"), "connection dropped");
+    check((await emu.ctl("refuse-attach 3 com.microsoft:server-busy The server is busy.")).startsWith("ok"),
+      "the next 3 attaches will be refused");
+    await emu.publish("export", lines, a, b);
+    await sleep(2500);
+    await emu.publish("export", lines, b, lines.length);
+    check(await delivered(svc, 60000), "everything processed and mailed within 60 s");
+    await finalChecks(svc, "after the reconnect");
+    svc.proc.kill("SIGTERM");
+    const { code } = await svc.proc.done;
+    check(code === 0, "SIGTERM: exit 0", code, 0);
+  } finally {
+    await emu.stop();
+  }
+}
+
 let failed = false;
 try {
   await graph.start();
   if (o.scenario === "graph") await graphOutage();
   else if (o.scenario === "hub") await hubOutage();
-  else throw new Error(`unknown scenario ${o.scenario} (graph, hub)`);
+  else if (o.scenario === "reconnect") await reconnectMerge();
+  else throw new Error(`unknown scenario ${o.scenario} (graph, hub, reconnect)`);
 } catch (e) {
   failed = true;
   console.error(`FAIL: ${e.stack ?? e}`);
