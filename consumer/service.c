@@ -310,6 +310,16 @@ static void on_error(void *ctx, const char *partition, const sw_err *err, bool f
             s->hub_down_since = sw_time_now();
         }
         pthread_mutex_unlock(&s->mu);
+    } else {
+        /* A link error: the receiver may be re-attaching; what lag info said is stale. */
+        pthread_mutex_lock(&s->mu);
+        int idx = part_index(s, cb->route, partition);
+        if (idx >= 0) {
+            s->parts[idx].info_known = false;
+            s->parts[idx].info_gen++;
+        }
+        pthread_mutex_unlock(&s->mu);
+        atomic_store(&s->lag_poll_now, true);
     }
     SW_LOG_ERR(fatal ? SW_LOG_ERROR : SW_LOG_WARN,
                fatal ? "event hub client stopped" : "event hub error, retrying", err,
