@@ -4,6 +4,7 @@
 # like an undisturbed run.
 add_executable(sw-state-poke disk/sw_state_poke.c)
 target_link_libraries(sw-state-poke PRIVATE PkgConfig::ROCKSDB)
+target_include_directories(sw-state-poke PRIVATE ${PROJECT_SOURCE_DIR}/include)
 
 foreach(mode full corrupt)
   add_test(NAME disk_faults_${mode}

@@ -265,7 +265,8 @@ echo "corruption: every damage refused; the backup copy finishes like the undist
 
 # 4. A state written by a newer scanwatch: process, run and state refuse it.
 "$scanwatch" process --state newer --diff-log /dev/null "${common[@]}" prefix.ndjson 2> /dev/null
-"$poke" schema newer 2
+newer_ver=$("$poke" schema newer next)
+cur_ver=$((newer_ver - 1))
 for cmd in process run state; do
   rc=0
   case $cmd in
@@ -281,7 +282,7 @@ for cmd in process run state; do
   [ "$rc" = 1 ] || fail "newer schema, $cmd: exit status $rc, want 1; stderr:
 $(cat s.err)"
   expect_in s.err "state_dir 'newer'" "newer schema, $cmd"
-  expect_in s.err "written by a newer scanwatch (schema version 2; this build understands up to 1)" \
+  expect_in s.err "written by a newer scanwatch (schema version $newer_ver; this build understands up to $cur_ver)" \
     "newer schema, $cmd"
   echo "newer schema: $cmd refuses: $(grep -m1 newer s.err | head -c 200)"
 done

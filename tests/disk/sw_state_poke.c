@@ -3,10 +3,14 @@
  * newer scanwatch would, so that tests can check how this build reacts.
  *
  *   sw-state-poke schema DIR VERSION   set meta/schema_version (and add a
- *                                      column family this build does not know)
+ *                                      column family this build does not know);
+ *                                      VERSION "next" is this build's + 1, and
+ *                                      the version written is printed
  *
  * Test-only: it is built in tests/ and never installed.
  */
+#include "scanwatch/state.h"
+
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +25,11 @@ int main(int argc, char **argv)
     }
     const char *dir = argv[2];
     const char *version = argv[3];
+    char next[16];
+    if (strcmp(version, "next") == 0) {
+        snprintf(next, sizeof next, "%d", SW_STATE_SCHEMA_VERSION + 1);
+        version = next;
+    }
     const char *names[N_CF] = {"default",     "meta",   "images",      "sets", "windows",
                                "checkpoints", "outbox", "dead_letter", "tags", "notify"};
     rocksdb_options_t *o = rocksdb_options_create();
@@ -46,6 +55,9 @@ int main(int argc, char **argv)
         extra = rocksdb_create_column_family(db, o, "from_the_future", &rerr);
     }
     int rc = 0;
+    if (rerr == NULL) {
+        printf("%s\n", version);
+    }
     if (rerr != NULL) {
         fprintf(stderr, "sw-state-poke: %s: %s\n", dir, rerr);
         rocksdb_free(rerr);
