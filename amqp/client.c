@@ -460,6 +460,9 @@ static void partition_retry(sw_amqp_client *c, sw_amqp_part *p, const sw_err *wh
     SW_LOG(SW_LOG_INFO, "partition reattach scheduled", SW_LF_STR("partition", p->id),
            SW_LF_INT("delay_ms", delay / 1000));
     report_error(c, p->id, why, false);
+    if (c->o.cb.on_partition_detached != NULL) {
+        c->o.cb.on_partition_detached(c->o.cb.ctx, p->id, why);
+    }
 }
 
 /* ------------------------------------------------------------- settle */

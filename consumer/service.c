@@ -132,6 +132,10 @@ typedef struct part {
     bool more_expected; /* snapshot for the merge: the hub holds events not yet received */
     bool active;             /* owned and receiving */
     bool open;               /* receiver attached */
+    /* Why and since when the receiver link is detached and re-attaching (set by
+     * on_partition_detached, cleared by on_partition_open), for /readyz; "" = none. */
+    char detached_why[sizeof(((sw_err *)0)->msg)];
+    sw_time_us detached_since;
     int64_t processed_seq;   /* last event handed to the pipeline */
     int64_t settled_seq;     /* last settle call */
     int64_t target_seq;      /* last enqueued when the run started (stop_when_caught_up) */
@@ -197,8 +201,8 @@ typedef struct svc {
     atomic_int notify_stop; /* the notifier thread's sw_notify_run flag */
 
     size_t max_message_size;
-    sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs,
-        *m_mails, *m_failed, *m_new_sev, *m_owned, *m_stale;
+    sw_metric *m_lag, *m_outbox, *m_latency, *m_windows, *m_new, *m_resolved, *m_diffs, *m_mails,
+        *m_failed, *m_new_sev, *m_owned, *m_stale, *m_attached;
     sw_state_engine_stats last_stats;
 } svc;
 
@@ -263,6 +267,8 @@ static void on_partition_open(void *ctx, const char *partition)
     int idx = part_index(s, cb->route, partition);
     if (idx >= 0) {
         s->parts[idx].open = true;
+        s->parts[idx].detached_why[0] = '\0';
+        s->parts[idx].detached_since = 0;
         s->parts[idx].info_known = false;
         s->parts[idx].info_gen++;
     }
@@ -291,6 +297,27 @@ static void on_partition_closed(void *ctx, const char *partition, const sw_err *
     }
 }
 
+/* One receiver link is gone and re-attaching: not receiving until on_partition_open. */
+static void on_partition_detached(void *ctx, const char *partition, const sw_err *err)
+{
+    struct cbctx *cb = ctx;
+    svc *s = cb->s;
+    pthread_mutex_lock(&s->mu);
+    int idx = part_index(s, cb->route, partition);
+    if (idx >= 0) {
+        part *p = &s->parts[idx];
+        p->open = false;
+        p->info_known = false;
+        p->info_gen++;
+        snprintf(p->detached_why, sizeof p->detached_why, "%s", err->msg);
+        if (p->detached_since == 0) {
+            p->detached_since = sw_time_now();
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    /* on_error logs the error itself */
+}
+
 static void on_error(void *ctx, const char *partition, const sw_err *err, bool fatal)
 {
     struct cbctx *cb = ctx;
@@ -301,6 +328,8 @@ static void on_error(void *ctx, const char *partition, const sw_err *err, bool f
         for (size_t i = 0; i < s->n_parts; i++) {
             if ((s->parts[i].kind == PART_ROUTE) == cb->route) {
                 s->parts[i].open = false;
+                s->parts[i].detached_why[0] = '\0'; /* the connection error says why now */
+                s->parts[i].detached_since = 0;
                 s->parts[i].info_known = false;
                 s->parts[i].info_gen++;
             }
@@ -380,18 +409,39 @@ static bool readyz(void *ctx, sw_buf *text)
         return false;
     }
     size_t waiting = 0, active = 0;
+    sw_buf why;
+    sw_buf_init(&why, 16 * 1024);
+    sw_time_us now = sw_time_now();
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->n_parts; i++) {
-        if (s->parts[i].active) {
-            active++;
-            waiting += s->parts[i].open ? 0 : 1;
+        const part *p = &s->parts[i];
+        if (!p->active) {
+            continue;
+        }
+        active++;
+        if (p->open) {
+            continue;
+        }
+        waiting++;
+        /* Name each one: a single detached partition stalls its share of the images. */
+        if (p->detached_why[0] != '\0') {
+            char ts[SW_TIME_BUF];
+            sw_time_format(p->detached_since, ts, sizeof ts);
+            sw_buf_printf(&why, "partition %s detached since %s (%lld s), re-attaching: %s\n",
+                          p->state_id, ts, (long long)((now - p->detached_since) / SW_US_PER_SEC),
+                          p->detached_why);
+        } else {
+            sw_buf_printf(&why, "partition %s not attached yet\n", p->state_id);
         }
     }
     pthread_mutex_unlock(&s->mu);
     if (waiting > 0) {
-        sw_buf_printf(text, "%zu of %zu partitions not attached yet\n", waiting, active);
+        sw_buf_printf(text, "%zu of %zu partitions not attached\n", waiting, active);
+        sw_buf_append(text, why.data, why.len);
+        sw_buf_free(&why);
         return false;
     }
+    sw_buf_free(&why);
     sw_buf_printf(text, "ready: %zu partitions receiving\n", active);
     return true;
 }
@@ -718,6 +768,11 @@ static void define_metrics(svc *s)
                                      NULL, 0);
     s->m_owned = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partitions_owned",
                                    "Partitions this replica receives.", NULL, 0);
+    s->m_attached = sw_metrics_define(
+        s->metrics, SW_METRIC_GAUGE, "scanwatch_partition_attached",
+        "1 while the partition's receiver link is attached, 0 while it is detached or "
+        "re-attaching (see /readyz for why).",
+        NULL, 0);
 }
 
 /*
@@ -891,10 +946,13 @@ static void update_metrics(svc *s)
     for (size_t i = 0; i < s->n_parts; i++) {
         part *p = &s->parts[i];
         owned += p->active ? 1 : 0;
+        char labels[96], id[64];
+        sw_metrics_label_escape(p->state_id, id, sizeof id);
+        snprintf(labels, sizeof labels, "partition=\"%s\"", id);
+        if (p->active) {
+            sw_metric_set(s->m_attached, labels, p->open ? 1.0 : 0.0);
+        }
         if (p->info_known) {
-            char labels[96], id[64];
-            sw_metrics_label_escape(p->state_id, id, sizeof id);
-            snprintf(labels, sizeof labels, "partition=\"%s\"", id);
             int64_t lag = p->last_enqueued - p->settled_seq;
             sw_metric_set(s->m_lag, labels, (double)(lag > 0 ? lag : 0));
         }
@@ -1257,6 +1315,7 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
                                     .on_event = on_event,
                                     .on_partition_open = on_partition_open,
                                     .on_partition_closed = on_partition_closed,
+                                    .on_partition_detached = on_partition_detached,
                                     .on_error = on_error};
         ok = (s->amqp = sw_amqp_client_new(&ao, err)) != NULL;
     }

@@ -6,6 +6,9 @@
 #   outage_hub      hub unreachable at start and mid-run: backoff, /readyz reason, recovery
 #   outage_reconnect  after a connection loss, lag info read before it must not let one
 #                   partition's events close windows whose records wait on the others
+#   outage_detach   one partition's link detached (server-busy) and its re-attaches refused:
+#                   /readyz 503 naming it and the condition, scanwatch_partition_attached 0, then
+#                   ready again, every event processed once
 find_program(SW_NODE node)
 if(SW_NODE AND TARGET scanwatch-emulator)
   set(SW_CHAOS_ARGS --scanwatch $<TARGET_FILE:scanwatch> --emulator $<TARGET_FILE:scanwatch-emulator>
@@ -22,6 +25,11 @@ if(SW_NODE AND TARGET scanwatch-emulator)
               --report ${CMAKE_CURRENT_BINARY_DIR}/outage-${scenario}.json)
     set_tests_properties(outage_${scenario} PROPERTIES LABELS integration TIMEOUT 300)
   endforeach()
+  add_test(NAME outage_detach
+    COMMAND ${SW_NODE} ${PROJECT_SOURCE_DIR}/tests/chaos/outage.mjs ${SW_CHAOS_ARGS}
+            --work ${CMAKE_CURRENT_BINARY_DIR}/outage-detach --scenario detach --images 16 --rescans 2
+            --report ${CMAKE_CURRENT_BINARY_DIR}/outage-detach.json)
+  set_tests_properties(outage_detach PROPERTIES LABELS integration TIMEOUT 120)
 else()
   message(WARNING "node or the emulator missing: the chaos and outage tests are not built")
 endif()

@@ -102,6 +102,17 @@ typedef struct sw_amqp_callbacks {
      */
     void (*on_partition_closed)(void *ctx, const char *partition, const sw_err *err);
     /*
+     * A partition's receiver is not attached any more and is being re-attached
+     * with backoff: its link was detached by the service with a retryable
+     * condition (err->msg names it, e.g. com.microsoft:server-busy), its attach
+     * was refused or not answered, or its token could not be renewed. Called
+     * again on each failed re-attach; on_partition_open follows once it is back.
+     * Not called when the whole connection drops (on_error with partition NULL
+     * says that: every partition is then detached). on_error is also called
+     * with the same err. Optional.
+     */
+    void (*on_partition_detached)(void *ctx, const char *partition, const sw_err *err);
+    /*
      * An error. partition is NULL for connection-level errors. fatal=true
      * means the client stopped (a rejected token, TLS or configuration error
      * that retrying cannot fix); otherwise it is retrying. Optional.

@@ -1,6 +1,6 @@
 // Long outages (issue 9, item 2), end to end with `scanwatch run`, the emulator and the fake Graph:
 //   node tests/chaos/outage.mjs --scanwatch P --emulator P --gen P --fake-graph P --work DIR
-//        --scenario graph|hub|reconnect [--outage-seconds N] [--report FILE.json]
+//        --scenario graph|hub|reconnect|detach [--outage-seconds N] [--report FILE.json]
 //
 // graph: Microsoft Graph (token endpoint and sendMail) answers 503 for the whole outage while
 //   the stream arrives and every diff record becomes a pending mail (tokens fail in the first
@@ -30,7 +30,7 @@ const o = parseArgs(process.argv.slice(2), {
 });
 for (const k of ["scanwatch", "emulator", "gen", "fakeGraph", "work", "scenario"]) {
   if (!o[k]) {
-    console.error(`usage: outage.mjs --scanwatch P --emulator P --gen P --fake-graph P --work DIR --scenario graph|hub|reconnect; missing --${k}`);
+    console.error(`usage: outage.mjs --scanwatch P --emulator P --gen P --fake-graph P --work DIR --scenario graph|hub|reconnect|detach; missing --${k}`);
     process.exit(2);
   }
 }
@@ -269,13 +269,83 @@ async function reconnectMerge() {
   }
 }
 
+// detach: one partition's receiver link is detached by the hub (com.microsoft:server-busy) while
+// the service is caught up, and its re-attaches are refused (server-busy) for a few seconds while
+// the rest of the stream arrives. Checks: /readyz goes 503 naming the partition and the detach
+// condition, scanwatch_partition_attached{partition="0"} is 0 (the others 1), then /readyz is 200
+// again after the re-attach, and the diff records and mails equal offline processing, none twice
+// (partition_merge_wait 15 s outlasts the detach: docs/chaos.md, the merge's documented bound).
+async function partitionDetach() {
+  const emu = new Emulator(o.emulator, ["export:4"]);
+  await emu.start();
+  try {
+    const half = cutNear(scanStarts(lines), lines.length / 2);
+    const svc = new Service({ scanwatch: o.scanwatch, emu, hub: "export", graph, dir: join(o.work, "svc"),
+      extra: ["--mail-rate", "6000", "--mail-concurrency", "4", "--reconnect-backoff-min", "1s",
+        "--reconnect-backoff-max", "2s", "--partition-merge-wait", "15s"] });
+    await emu.publish("export", lines, 0, half);
+    await svc.start();
+    const ready = await until(async () => (await httpGet(svc.metricsPort, "/readyz")).status === 200, 15000);
+    check(ready, "start: /readyz 200", ready, true);
+    let m0 = "";
+    await until(async () => {
+      m0 = await svc.metrics();
+      return metric(m0, "scanwatch_partition_attached", 'partition="0"') !== undefined;
+    }, 5000);
+    check(metric(m0, "scanwatch_partition_attached", 'partition="0"') === 1, "start: partition 0 attached (gauge 1)",
+      metric(m0, "scanwatch_partition_attached", 'partition="0"'), 1);
+    // 4 refused re-attaches at 1..2 s backoff: partition 0 stays detached for several seconds.
+    check((await emu.ctl("refuse-attach 4 com.microsoft:server-busy The server is busy.")).startsWith("ok"),
+      "the next 4 attaches will be refused");
+    const det = await emu.ctl("detach export/0 com.microsoft:server-busy The server is busy.");
+    check(/^ok links=[1-9]/.test(det), "partition 0's receiver link detached", det, "ok links=1");
+    const tDetach = Date.now();
+    await emu.publish("export", lines, half, lines.length);
+    let down = { status: 0, text: "" };
+    const notReady = await until(async () => {
+      down = await httpGet(svc.metricsPort, "/readyz");
+      return down.status === 503;
+    }, 3000, 100);
+    check(notReady && /^partition 0 detached since .*com\.microsoft:server-busy/m.test(down.text) &&
+      !/^partition [123] /m.test(down.text),
+      "detached: /readyz 503 naming partition 0 and the detach condition (only it)", `${down.status} ${down.text.trim()}`,
+      "503 partition 0 detached ... com.microsoft:server-busy");
+    report.readyz_while_detached = down.text.trim();
+    await sleep(1500); // a metrics pass
+    const m1 = await svc.metrics();
+    const gauges = ["0", "1", "2", "3"].map((id) => metric(m1, "scanwatch_partition_attached", `partition="${id}"`));
+    check(gauges.join() === "0,1,1,1", "detached: scanwatch_partition_attached 0 for partition 0 only", gauges, [0, 1, 1, 1]);
+    const still = await httpGet(svc.metricsPort, "/readyz");
+    check(still.status === 503, "refused re-attaches: still not ready", `${still.status} ${still.text.trim()}`, 503);
+    const back = await until(async () => (await httpGet(svc.metricsPort, "/readyz")).status === 200, 20000);
+    check(back, "re-attached: /readyz 200 again", back, true);
+    report.seconds_not_ready = Math.round((Date.now() - tDetach) / 100) / 10;
+    const refused = svc.logs().filter((l) => l.msg === "event hub error, retrying" && l.partition === "0" &&
+      /server-busy/.test(l.error ?? "")).length;
+    check(refused >= 5, "the detach and each refused re-attach logged for partition 0", refused, ">= 5");
+    await sleep(1500);
+    const m2 = await svc.metrics();
+    check(metric(m2, "scanwatch_partition_attached", 'partition="0"') === 1, "re-attached: gauge 1 again",
+      metric(m2, "scanwatch_partition_attached", 'partition="0"'), 1);
+    check(await delivered(svc, 30000), "everything processed and mailed within 30 s");
+    check(svc.runs === 1 && svc.proc.exitCode === null, "one process all along");
+    await finalChecks(svc, "after the partition detach");
+    svc.proc.kill("SIGTERM");
+    const { code } = await svc.proc.done;
+    check(code === 0, "SIGTERM: exit 0", code, 0);
+  } finally {
+    await emu.stop();
+  }
+}
+
 let failed = false;
 try {
   await graph.start();
   if (o.scenario === "graph") await graphOutage();
   else if (o.scenario === "hub") await hubOutage();
   else if (o.scenario === "reconnect") await reconnectMerge();
-  else throw new Error(`unknown scenario ${o.scenario} (graph, hub, reconnect)`);
+  else if (o.scenario === "detach") await partitionDetach();
+  else throw new Error(`unknown scenario ${o.scenario} (graph, hub, reconnect, detach)`);
 } catch (e) {
   failed = true;
   console.error(`FAIL: ${e.stack ?? e}`);
