@@ -2129,21 +2129,41 @@ static bool setup_auth(sw_amqp_client *c, sw_err *err)
     return true;
 }
 
-static bool setup_names(sw_amqp_client *c, sw_err *err)
+/* The hub name and TLS rules of o with connection string cs (shared with sw_amqp_options_check). */
+static bool check_names(const sw_amqp_options *o, const sw_amqp_connstr *cs, sw_err *err)
 {
-    const char *hub =
-        (c->o.eventhub != NULL && *c->o.eventhub != '\0') ? c->o.eventhub : c->cs.entity_path;
+    const char *hub = (o->eventhub != NULL && *o->eventhub != '\0') ? o->eventhub : cs->entity_path;
     if (hub == NULL || *hub == '\0') {
         return sw_err_set(err, SW_E_CONFIG,
                           "no Event Hub name: set eventhub or EntityPath in the connection string");
     }
-    if (c->cs.entity_path != NULL && c->o.eventhub != NULL && *c->o.eventhub != '\0' &&
-        strcmp(c->cs.entity_path, c->o.eventhub) != 0) {
+    if (cs->entity_path != NULL && o->eventhub != NULL && *o->eventhub != '\0' &&
+        strcmp(cs->entity_path, o->eventhub) != 0) {
         return sw_err_set(err, SW_E_CONFIG,
                           "eventhub '%.100s' differs from the connection string's EntityPath "
                           "'%.100s'",
-                          c->o.eventhub, c->cs.entity_path);
+                          o->eventhub, cs->entity_path);
     }
+    bool tls = o->tls == SW_AMQP_TLS_ON || (o->tls == SW_AMQP_TLS_AUTO && !cs->emulator);
+    if (!tls && !cs->emulator) {
+        return sw_err_set(err, SW_E_CONFIG,
+                          "tls=off is only allowed with UseDevelopmentEmulator=true (tokens would "
+                          "travel in clear text)");
+    }
+    if (!o->tls_verify && !cs->emulator) {
+        return sw_err_set(err, SW_E_CONFIG,
+                          "tls_verify=false is only allowed with UseDevelopmentEmulator=true");
+    }
+    return true;
+}
+
+static bool setup_names(sw_amqp_client *c, sw_err *err)
+{
+    if (!check_names(&c->o, &c->cs, err)) {
+        return false;
+    }
+    const char *hub =
+        (c->o.eventhub != NULL && *c->o.eventhub != '\0') ? c->o.eventhub : c->cs.entity_path;
     const char *cg = (c->o.consumer_group != NULL && *c->o.consumer_group != '\0')
                          ? c->o.consumer_group
                          : "$Default";
@@ -2169,15 +2189,6 @@ static bool setup_names(sw_amqp_client *c, sw_err *err)
         c->mauth.audience == NULL || c->container == NULL || c->addr == NULL) {
         return sw_err_set(err, SW_E_NOMEM, "out of memory");
     }
-    if (!tls && !c->cs.emulator) {
-        return sw_err_set(err, SW_E_CONFIG,
-                          "tls=off is only allowed with UseDevelopmentEmulator=true (tokens would "
-                          "travel in clear text)");
-    }
-    if (!c->o.tls_verify && !c->cs.emulator) {
-        return sw_err_set(err, SW_E_CONFIG,
-                          "tls_verify=false is only allowed with UseDevelopmentEmulator=true");
-    }
     return true;
 }
 
@@ -2201,6 +2212,44 @@ static bool check_options(const sw_amqp_options *o, sw_err *err)
                           "operation_timeout at least 100 ms");
     }
     return true;
+}
+
+static bool check_ca_file(const char *ca_file, sw_err *err)
+{
+    if (ca_file == NULL || *ca_file == '\0') {
+        return true;
+    }
+    FILE *f = fopen(ca_file, "r");
+    if (f == NULL) {
+        return sw_err_set(err, SW_E_CONFIG, "ca_file '%.200s' cannot be read", ca_file);
+    }
+    fclose(f);
+    return true;
+}
+
+bool sw_amqp_options_check(const sw_amqp_options *o, sw_err *err)
+{
+    if (!check_options(o, err)) {
+        return false;
+    }
+    if (o->connection_string == NULL || *o->connection_string == '\0') {
+        return sw_err_set(err, SW_E_CONFIG, "connection_string is not set");
+    }
+    sw_amqp_connstr cs;
+    if (!sw_amqp_connstr_parse(o->connection_string, &cs, err)) {
+        return false;
+    }
+    bool ok = check_names(o, &cs, err) && check_ca_file(o->ca_file, err);
+    if (ok && cs.key != NULL) {
+        /* the same signing setup as the client, then dropped */
+        sw_token_provider tp;
+        ok = sw_sas_provider_init(&tp, cs.key_name, cs.key, o->sas_token_lifetime_us, err);
+        if (ok) {
+            sw_token_provider_destroy(&tp);
+        }
+    }
+    sw_amqp_connstr_free(&cs);
+    return ok;
 }
 
 sw_amqp_client *sw_amqp_client_new(const sw_amqp_options *o, sw_err *err)
@@ -2231,14 +2280,7 @@ sw_amqp_client *sw_amqp_client_new(const sw_amqp_options *o, sw_err *err)
     c->o.connection_string = NULL; /* parsed below; not kept as text */
     bool ok = sw_amqp_connstr_parse(o->connection_string, &c->cs, err) && setup_names(c, err) &&
               setup_auth(c, err);
-    if (ok && c->o.ca_file != NULL && *c->o.ca_file != '\0') {
-        FILE *f = fopen(c->o.ca_file, "r");
-        if (f == NULL) {
-            ok = sw_err_set(err, SW_E_CONFIG, "ca_file '%.200s' cannot be read", c->o.ca_file);
-        } else {
-            fclose(f);
-        }
-    }
+    ok = ok && check_ca_file(c->o.ca_file, err);
     if (ok) {
         c->msg = pn_message();
         c->proactor = pn_proactor();

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "http_client.h"
 #include "notify_internal.h"
 #include "scanwatch/entra.h"
 #include "scanwatch/log.h"
@@ -706,7 +707,9 @@ void sw_notify_stats_get(sw_notifier *n, sw_notify_stats *out)
 
 /* ---- construction -------------------------------------------------------------------- */
 
-static bool choose_sink(sw_notifier *n, const sw_config *cfg, const sw_entra_opts *eo, sw_err *err)
+/* The mail sink the settings name (mail_sink, or graph / dir by what is configured). */
+static bool sink_spec_from_config(const sw_config *cfg, const sw_entra_opts *eo, sw_sink_spec *spec,
+                                  sw_err *err)
 {
     const char *s = sw_cfg_str(cfg, SW_CFG_MAIL_SINK);
     if (s[0] == '\0') {
@@ -714,7 +717,27 @@ static bool choose_sink(sw_notifier *n, const sw_config *cfg, const sw_entra_opt
                 ? "graph"
                 : "dir:./scanwatch-mail";
     }
-    if (!sw_sink_spec_parse(s, &n->spec, err)) {
+    return sw_sink_spec_parse(s, spec, err);
+}
+
+/* What the graph sink needs besides its token provider. */
+static bool graph_sink_check(const sw_config *cfg, const sw_entra_opts *eo, sw_err *err)
+{
+    if (eo->method == SW_ENTRA_NONE) {
+        return sw_err_set(err, SW_E_CONFIG,
+                          "mail_sink graph needs Entra ID credentials: set auth_method and "
+                          "tenant_id/client_id with client_secret or client_certificate, or "
+                          "run with workload or managed identity");
+    }
+    if (sw_cfg_str(cfg, SW_CFG_MAIL_SENDER)[0] == '\0') {
+        return sw_err_set(err, SW_E_CONFIG, "mail_sink graph needs mail_sender");
+    }
+    return true;
+}
+
+static bool choose_sink(sw_notifier *n, const sw_config *cfg, const sw_entra_opts *eo, sw_err *err)
+{
+    if (!sink_spec_from_config(cfg, eo, &n->spec, err)) {
         return false;
     }
     snprintf(n->stats.sink, sizeof n->stats.sink, "%s",
@@ -722,21 +745,65 @@ static bool choose_sink(sw_notifier *n, const sw_config *cfg, const sw_entra_opt
              : n->spec.kind == SW_SINK_DIR ? "dir"
                                            : "stdout");
     if (n->spec.kind == SW_SINK_GRAPH) {
-        if (eo->method == SW_ENTRA_NONE) {
-            return sw_err_set(err, SW_E_CONFIG,
-                              "mail_sink graph needs Entra ID credentials: set auth_method and "
-                              "tenant_id/client_id with client_secret or client_certificate, or "
-                              "run with workload or managed identity");
-        }
-        if (sw_cfg_str(cfg, SW_CFG_MAIL_SENDER)[0] == '\0') {
-            return sw_err_set(err, SW_E_CONFIG, "mail_sink graph needs mail_sender");
-        }
-        if (!sw_entra_provider_new(eo, &n->tokens, err)) {
+        if (!graph_sink_check(cfg, eo, err) || !sw_entra_provider_new(eo, &n->tokens, err)) {
             return false;
         }
         n->have_tokens = true;
     }
     return true;
+}
+
+/* Records one problem (the first max are kept; all are counted). */
+static void add_problem(sw_err *problems, size_t max, size_t *n, const sw_err *e)
+{
+    if (*n < max) {
+        problems[*n] = *e;
+    }
+    (*n)++;
+}
+
+size_t sw_notify_check_config(const struct sw_config *cfg, sw_err *problems, size_t max)
+{
+    size_t n = 0;
+    sw_err e;
+    sw_err_clear(&e);
+    sw_routes routes;
+    memset(&routes, 0, sizeof routes);
+    if (sw_notify_routes_parse(sw_cfg_str(cfg, SW_CFG_ROUTES), sw_cfg_str(cfg, SW_CFG_MAIL_TO),
+                               &routes, &e)) {
+        sw_notify_routes_free(&routes);
+    } else {
+        add_problem(problems, max, &n, &e);
+    }
+    sw_entra_opts eo;
+    if (!sw_entra_opts_from_config(&eo, cfg, &e)) {
+        add_problem(problems, max, &n, &e);
+        return n;
+    }
+    sw_sink_spec spec;
+    if (!sink_spec_from_config(cfg, &eo, &spec, &e)) {
+        add_problem(problems, max, &n, &e);
+        return n;
+    }
+    if (spec.kind != SW_SINK_GRAPH) {
+        return n;
+    }
+    /* Each checked on its own so that one run names every problem. */
+    if (!sw_http_url_check_secure("graph_base_url", sw_cfg_str(cfg, SW_CFG_GRAPH_BASE_URL), &e)) {
+        add_problem(problems, max, &n, &e);
+    }
+    if (!graph_sink_check(cfg, &eo, &e)) {
+        add_problem(problems, max, &n, &e);
+        return n;
+    }
+    sw_token_provider tp;
+    /* built to validate (authority_host, certificate), then dropped */
+    if (sw_entra_provider_new(&eo, &tp, &e)) {
+        sw_token_provider_destroy(&tp);
+    } else {
+        add_problem(problems, max, &n, &e);
+    }
+    return n;
 }
 
 sw_notifier *sw_notify_new(const sw_config *cfg, sw_state *st, sw_err *err)

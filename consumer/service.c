@@ -780,27 +780,40 @@ static void define_metrics(svc *s)
  * Entra ID: the same credential settings as Graph, CBS token type jwt
  * (role "Azure Event Hubs Data Receiver" on the hub).
  */
-static bool event_hubs_identity(svc *s, const sw_config *cfg, sw_amqp_options *ao, sw_err *err)
+static bool event_hubs_entra(const sw_config *cfg, const char *connection_string, bool *keyless,
+                             sw_entra_opts *eo, sw_err *err)
 {
     sw_amqp_connstr cs;
-    if (!sw_amqp_connstr_parse(ao->connection_string, &cs, err)) {
+    if (!sw_amqp_connstr_parse(connection_string, &cs, err)) {
         return false;
     }
-    bool keyless = cs.key == NULL && cs.sas == NULL;
+    *keyless = cs.key == NULL && cs.sas == NULL;
     sw_amqp_connstr_free(&cs);
-    if (!keyless) {
+    if (!*keyless) {
         return true;
     }
-    sw_entra_opts eo;
-    if (!sw_entra_opts_from_config(&eo, cfg, err)) {
+    if (!sw_entra_opts_from_config(eo, cfg, err)) {
         return false;
     }
-    if (eo.method == SW_ENTRA_NONE) {
+    if (eo->method == SW_ENTRA_NONE) {
         return sw_err_set(err, SW_E_CONFIG,
                           "connection_string has no SharedAccessKey or SharedAccessSignature, and "
                           "no Entra ID credential is configured (auth_method, tenant_id, "
                           "client_id, client_secret or client_certificate, or workload/managed "
                           "identity)");
+    }
+    return true;
+}
+
+static bool event_hubs_identity(svc *s, const sw_config *cfg, sw_amqp_options *ao, sw_err *err)
+{
+    bool keyless = false;
+    sw_entra_opts eo;
+    if (!event_hubs_entra(cfg, ao->connection_string, &keyless, &eo, err)) {
+        return false;
+    }
+    if (!keyless) {
+        return true;
     }
     if (!sw_entra_provider_new(&eo, &s->entra, err)) {
         return false;
@@ -808,6 +821,57 @@ static bool event_hubs_identity(svc *s, const sw_config *cfg, sw_amqp_options *a
     s->has_entra = true;
     ao->token_provider = &s->entra;
     return true;
+}
+
+/* Records one problem (the first max are kept; all are counted). */
+static void add_problem(sw_err *problems, size_t max, size_t *n, const sw_err *e)
+{
+    if (*n < max) {
+        problems[*n] = *e;
+    }
+    (*n)++;
+}
+
+size_t sw_service_check_config(const sw_config *cfg, sw_err *problems, size_t max)
+{
+    size_t n = 0;
+    sw_err e;
+    sw_err_clear(&e);
+    sw_amqp_options ao;
+    sw_amqp_position start;
+    if (!sw_amqp_options_from_config(cfg, &ao, &start, &e) || !sw_amqp_options_check(&ao, &e)) {
+        if (strstr(e.msg, "connection string") == e.msg) {
+            sw_err_prefix(&e, "connection_string"); /* the parser says "connection string: ..." */
+        }
+        add_problem(problems, max, &n, &e);
+    } else {
+        bool keyless = false;
+        sw_entra_opts eo;
+        sw_token_provider tp;
+        if (!event_hubs_entra(cfg, ao.connection_string, &keyless, &eo, &e)) {
+            add_problem(problems, max, &n, &e);
+        } else if (keyless) {
+            /* built to validate (authority_host, certificate), never used */
+            if (sw_entra_provider_new(&eo, &tp, &e)) {
+                sw_token_provider_destroy(&tp);
+            } else {
+                sw_err_prefix(&e, "Event Hubs credential (connection_string has no key)");
+                add_problem(problems, max, &n, &e);
+            }
+        }
+    }
+    if (sw_cfg_str(cfg, SW_CFG_ROUTES)[0] == '\0' && sw_cfg_str(cfg, SW_CFG_MAIL_TO)[0] == '\0' &&
+        sw_cfg_str(cfg, SW_CFG_DIFF_LOG)[0] == '\0') {
+        sw_err_set(&e, SW_E_CONFIG,
+                   "no recipients: set mail_to or routes (or diff_log, to only log diffs)");
+        add_problem(problems, max, &n, &e);
+    }
+    sw_err more[8];
+    size_t m = sw_notify_check_config(cfg, more, sizeof more / sizeof more[0]);
+    for (size_t i = 0; i < m && i < sizeof more / sizeof more[0]; i++) {
+        add_problem(problems, max, &n, &more[i]);
+    }
+    return n;
 }
 
 /* ---- the loop ------------------------------------------------------------------ */

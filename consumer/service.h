@@ -64,6 +64,16 @@ void sw_service_opts_default(sw_service_opts *o);
 bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_summary *summary,
                     sw_err *err);
 
+/*
+ * Checks cfg as `run` does before it connects, without connecting or creating anything:
+ * the Event Hubs options (connection_string parsed, hub name, TLS rules, ca_file, ranges, start
+ * position), the Event Hubs Entra ID credential when the connection string has no key, the
+ * recipients, and the notification settings (sw_notify_check_config: graph_base_url and
+ * authority_host https unless loopback, ...). Stores up to max problems (each names its
+ * setting, none contains a secret) and returns how many there are (0 = valid). Any thread.
+ */
+size_t sw_service_check_config(const sw_config *cfg, sw_err *problems, size_t max);
+
 /* Async-signal-safe. */
 void sw_service_request_stop(void);
 

@@ -152,6 +152,14 @@ void sw_amqp_options_default(sw_amqp_options *o);
 bool sw_amqp_options_from_config(const sw_config *cfg, sw_amqp_options *o, sw_amqp_position *start,
                                  sw_err *err);
 
+/*
+ * Validates o as sw_amqp_client_new does, without connecting or starting anything: ranges, the
+ * connection string (parsed; errors never contain the key), the hub name, the TLS rules and
+ * ca_file. A connection string without a key or signature is accepted here (Entra ID: the caller
+ * checks its credential). For `check-config`. Any thread.
+ */
+bool sw_amqp_options_check(const sw_amqp_options *o, sw_err *err);
+
 /* Validates the options and starts the client thread (it connects at once). */
 sw_amqp_client *sw_amqp_client_new(const sw_amqp_options *o, sw_err *err);
 /* Stops the thread, closes the connection, frees everything. NULL is allowed. */

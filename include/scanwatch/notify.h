@@ -56,6 +56,15 @@ typedef struct sw_notify_stats {
  * "transport", "io"; NULL past the end. */
 const char *sw_notify_failure_label(int i);
 
+/*
+ * Validates the notification settings as sw_notify_new does, without starting anything or
+ * touching the network: routes and mail_to, the mail sink and, for Graph, graph_base_url (https
+ * unless loopback), mail_sender and the Entra ID credential (authority_host, certificate).
+ * Stores up to max problems in problems[] (messages name the setting, never a secret's value)
+ * and returns how many there are (0 = valid). For `check-config`. Any thread.
+ */
+size_t sw_notify_check_config(const struct sw_config *cfg, sw_err *problems, size_t max);
+
 /* Validates the notification settings (routes, sink, credentials) and starts the sender threads. */
 sw_notifier *sw_notify_new(const struct sw_config *cfg, sw_state *st, sw_err *err);
 void sw_notify_free(sw_notifier *n);

@@ -180,13 +180,62 @@ writeFileSync(secretFile, CLIENT_SECRET + "\n", { mode: 0o600 });
     ["yaml", ["--config", yaml], {}],
   ]) {
     for (const fmt of [[], ["--json"]]) {
-      const r = run(`check-config ${what} ${fmt.join("")}`, ["check-config", "--log-level", "debug", ...argv, ...fmt], { env });
+      const r = run(`check-config ${what} ${fmt.join("")}`, ["check-config", "--log-level", "debug", "--mail-to", "secops@example.com",
+        "--tenant-id", "test-tenant", "--client-id", "test-client", ...argv, ...fmt], { env });
       check(r.status === 0 && /\*\*\*/.test(r.stdout), `check-config (${what}${fmt.length ? ", json" : ""}) masks secrets`, r.status, 0);
     }
   }
   // Errors about secrets name the setting, not the value.
   let r = run("check-config bad secret file", ["check-config", "--client-secret-file", join(WORK, "missing")]);
   check(r.status === 2 && /client_secret/.test(r.stderr), "a missing secret file is named", r.stderr.trim(), "client_secret ...");
+  // check-config checks what run checks before connecting; each problem names its setting, exit 2.
+  const problems = (stderr) => stderr.split("\n").filter((l) => l.startsWith("scanwatch check-config: "));
+  const cc = (name, argv) => run(`check-config ${name}`, ["check-config", "--log-level", "debug", ...argv]);
+  r = cc("no connection string", ["--mail-to", "a@example.com"]);
+  check(r.status === 2 && /connection_string is not set/.test(r.stderr) && problems(r.stderr).length === 1,
+    "check-config: a missing connection_string is reported", r.stderr.trim(), "connection_string is not set");
+  r = cc("no recipients", ["--connection-string", connStr(SAS_KEY)]);
+  check(r.status === 2 && /no recipients: set mail_to or routes/.test(r.stderr) && problems(r.stderr).length === 1,
+    "check-config: no recipients is reported", r.stderr.trim(), "no recipients ...");
+  r = cc("bare key", ["--connection-string", `Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;${SAS_KEY};EntityPath=x`,
+    "--mail-to", "a@example.com"]);
+  check(r.status === 2 && /^scanwatch check-config: connection_string: connection string: unknown part '\(not shown/m.test(r.stderr),
+    "check-config: a malformed connection string is reported naming connection_string, key not shown", r.stderr.trim(), "connection_string: ... unknown part (not shown)");
+  r = cc("no key name", ["--connection-string", `Endpoint=sb://127.0.0.1:1/;SharedAccessKey=${SAS_KEY};EntityPath=x`,
+    "--mail-to", "a@example.com"]);
+  check(r.status === 2 && /connection_string: .*SharedAccessKeyName/.test(r.stderr),
+    "check-config: a connection string without SharedAccessKeyName is reported", r.stderr.trim(), "connection_string: ...SharedAccessKeyName...");
+  r = cc("tls_verify false", ["--connection-string", `Endpoint=sb://eh.example.com/;SharedAccessKeyName=k;SharedAccessKey=${SAS_KEY};EntityPath=x`,
+    "--tls-verify", "false", "--mail-to", "a@example.com"]);
+  check(r.status === 2 && /tls_verify=false is only allowed with UseDevelopmentEmulator=true/.test(r.stderr),
+    "check-config: tls_verify=false against a real hub is reported", r.stderr.trim(), "tls_verify=false ...");
+  const plainGraph = ["--mail-sink", "graph", "--mail-sender", "alerts@example.com", "--tenant-id", "test-tenant",
+    "--client-id", "test-client", "--client-secret", CLIENT_SECRET, "--mail-to", "a@example.com"];
+  r = cc("http Graph and authority", ["--connection-string", connStr(SAS_KEY), ...plainGraph,
+    "--graph-base-url", "http://graph.example.com", "--authority-host", "http://login.example.com"]);
+  check(r.status === 2 && problems(r.stderr).length === 2 &&
+    /^scanwatch check-config: graph_base_url 'http:\/\/graph\.example\.com' must be an https:\/\/ URL/m.test(r.stderr) &&
+    /^scanwatch check-config: authority_host 'http:\/\/login\.example\.com' must be an https:\/\/ URL/m.test(r.stderr),
+    "check-config: plain-http graph_base_url and authority_host both reported", r.stderr.trim(), "graph_base_url ..., authority_host ...");
+  r = cc("http Graph to loopback", ["--connection-string", connStr(SAS_KEY), ...plainGraph,
+    "--graph-base-url", "http://127.0.0.1:8080", "--authority-host", "http://localhost:8080"]);
+  check(r.status === 0 && /configuration is valid/.test(r.stderr), "check-config: plain http to loopback Graph/authority is accepted",
+    `${r.status} ${r.stderr.trim()}`, "0 configuration is valid");
+  r = cc("userinfo trick", ["--connection-string", connStr(SAS_KEY), ...plainGraph,
+    "--graph-base-url", "http://127.0.0.1:80@graph.example.com/"]);
+  check(r.status === 2 && /graph_base_url/.test(r.stderr), "check-config: http://127.0.0.1@host is not loopback", r.stderr.trim(), "graph_base_url ...");
+  r = cc("keyless hub, http authority", ["--connection-string", "Endpoint=sb://eh.example.com/;EntityPath=x",
+    "--tenant-id", "t", "--client-id", "c", "--client-secret", CLIENT_SECRET, "--authority-host", "http://login.example.com",
+    "--mail-to", "a@example.com"]);
+  check(r.status === 2 && /Event Hubs credential .*authority_host 'http:\/\/login\.example\.com'/.test(r.stderr),
+    "check-config: the Event Hubs Entra authority_host is checked", r.stderr.trim(), "... authority_host ...");
+  r = cc("keyless hub, no credential", ["--connection-string", "Endpoint=sb://eh.example.com/;EntityPath=x", "--mail-to", "a@example.com"]);
+  check(r.status === 2 && /connection_string has no SharedAccessKey or SharedAccessSignature, and no Entra ID credential/.test(r.stderr),
+    "check-config: a keyless connection string without a credential is reported", r.stderr.trim(), "connection_string has no ...");
+  r = cc("graph without sender", ["--connection-string", connStr(SAS_KEY), "--mail-sink", "graph", "--tenant-id", "t",
+    "--client-id", "c", "--client-secret", CLIENT_SECRET, "--mail-to", "a@example.com"]);
+  check(r.status === 2 && /mail_sink graph needs mail_sender/.test(r.stderr), "check-config: graph without mail_sender is reported",
+    r.stderr.trim(), "mail_sink graph needs mail_sender");
   r = run("run bad connection string", ["run", "--connection-string", `Endpoint=sb://127.0.0.1:1/;SharedAccessKey=${SAS_KEY};EntityPath=x`,
     "--metrics-port", "-1", "--mail-to", "a@example.com", "--mail-sink", `dir:${join(WORK, "m0")}`, "--state-dir", join(WORK, "s0")]);
   check(r.status === 2 && /SharedAccessKeyName/.test(r.stderr), "a malformed connection string is refused naming the problem", r.stderr.trim(), "...SharedAccessKeyName...");
