@@ -45,6 +45,8 @@ typedef struct ctx {
     int closed;
     sw_err closed_err;
     int opened;
+    int detached; /* on_partition_detached calls */
+    sw_err detached_err;
     int64_t auto_settle_limit; /* settle events with seq <= this as they arrive */
     sw_amqp_client *client;
 } ctx;
@@ -97,6 +99,15 @@ static void on_closed(void *vc, const char *partition, const sw_err *err)
     pthread_mutex_unlock(&c->mu);
 }
 
+static void on_detached(void *vc, const char *partition, const sw_err *err)
+{
+    ctx *c = vc;
+    pthread_mutex_lock(&c->mu);
+    c->detached++;
+    c->detached_err = *err;
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void on_open(void *vc, const char *partition)
 {
     ctx *c = vc;
@@ -126,6 +137,7 @@ static void opts_for(sw_amqp_options *o, ctx *c, const char *connstr)
     o->cb.on_error = on_error;
     o->cb.on_partition_closed = on_closed;
     o->cb.on_partition_open = on_open;
+    o->cb.on_partition_detached = on_detached;
 }
 
 static void emu_connstr(const emu *e, char *buf, size_t size, const char *key)
@@ -548,6 +560,12 @@ static void test_server_busy_backoff_and_forced(void **state)
     int64_t took = sw_time_mono_us() - t0;
     assert_int_equal(c->errors, 3);
     assert_int_equal(c->last_err.code, SW_E_BUSY);
+    /* each refused attach is a per-partition detach, then one open */
+    pthread_mutex_lock(&c->mu);
+    assert_int_equal(c->detached, 3);
+    assert_non_null(strstr(c->detached_err.msg, "com.microsoft:server-busy"));
+    assert_int_equal(c->opened, 1);
+    pthread_mutex_unlock(&c->mu);
     /* delays are in [d/2, d] for d = 200, 400, 800 ms */
     int64_t gap1 = c->err_times[1] - c->err_times[0], gap2 = c->err_times[2] - c->err_times[1];
     if (gap1 < 100000 || gap2 < 200000 || took < 700000) {
@@ -556,14 +574,25 @@ static void test_server_busy_backoff_and_forced(void **state)
     }
     assert_true(emu_cmd(&e, reply, sizeof reply, "detach 0 amqp:link:detach-forced"));
     assert_true(wait_until(c, have_errors, 4, 5000));
+    pthread_mutex_lock(&c->mu);
+    assert_int_equal(c->detached, 4);
+    assert_non_null(strstr(c->detached_err.msg, "amqp:link:detach-forced"));
+    pthread_mutex_unlock(&c->mu);
     publish(&e, "0", 5, "b");
     assert_true(wait_until(c, have_events, 10, 5000));
+    pthread_mutex_lock(&c->mu);
+    assert_int_equal(c->opened, 2); /* re-attached */
+    pthread_mutex_unlock(&c->mu);
     assert_true(emu_cmd(&e, reply, sizeof reply, "close-connections amqp:connection:forced"));
     assert_true(wait_until(c, have_errors, 5, 5000));
     assert_non_null(strstr(c->last_err.msg, "amqp:connection:forced"));
     publish(&e, "0", 5, "c");
     assert_true(wait_until(c, have_events, 15, 5000));
     usleep(200000);
+    pthread_mutex_lock(&c->mu);
+    assert_int_equal(c->detached, 4); /* a connection loss is on_error(NULL), not per partition */
+    assert_int_equal(c->opened, 3);
+    pthread_mutex_unlock(&c->mu);
     assert_contiguous(c, "0", 0, 14);
     assert_int_equal(c->fatal, 0);
     finish(&e, c, cl);
@@ -684,18 +713,34 @@ static void test_insecure_settings_refused(void **state)
     sw_amqp_options o;
     opts_for(&o, c,
              "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v");
-    o.tls_verify = false;
     sw_err err;
+    assert_true(sw_amqp_options_check(&o, &err)); /* check-config's check, no connection */
+    o.tls_verify = false;
     assert_null(sw_amqp_client_new(&o, &err));
+    assert_non_null(strstr(err.msg, "tls_verify=false"));
+    assert_false(sw_amqp_options_check(&o, &err));
     assert_non_null(strstr(err.msg, "tls_verify=false"));
     o.tls_verify = true;
     o.tls = SW_AMQP_TLS_OFF;
     assert_null(sw_amqp_client_new(&o, &err));
     assert_non_null(strstr(err.msg, "tls=off"));
+    assert_false(sw_amqp_options_check(&o, &err));
+    assert_non_null(strstr(err.msg, "tls=off"));
     o.tls = SW_AMQP_TLS_AUTO;
     o.eventhub = NULL;
     assert_null(sw_amqp_client_new(&o, &err));
     assert_non_null(strstr(err.msg, "EntityPath"));
+    assert_false(sw_amqp_options_check(&o, &err));
+    assert_non_null(strstr(err.msg, "EntityPath"));
+    o.eventhub = "eh1";
+    o.ca_file = "/nonexistent/ca.pem";
+    assert_false(sw_amqp_options_check(&o, &err));
+    assert_non_null(strstr(err.msg, "ca_file"));
+    o.ca_file = NULL;
+    o.connection_string = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKey=s3cr3tKEY=";
+    assert_false(sw_amqp_options_check(&o, &err));
+    assert_non_null(strstr(err.msg, "SharedAccessKeyName"));
+    assert_null(strstr(err.msg, "s3cr3tKEY"));
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
