@@ -587,15 +587,19 @@ static bool start_connection(sw_amqp_client *c)
     c->mauth.ok = false;
     c->mauth.pending_id = 0;
     c->conn_err_set = false;
-    pthread_mutex_lock(&c->mu);
-    c->conn = conn;
-    c->wake_req = false;
-    pthread_mutex_unlock(&c->mu);
     c->cst = C_CONNECTING;
     c->mdeadline = now_mono() + c->o.operation_timeout_us;
     SW_LOG(SW_LOG_INFO, "amqp connecting", SW_LF_STR("address", c->addr),
            SW_LF_BOOL("tls", c->tls));
     pn_proactor_connect2(c->proactor, conn, t, c->addr);
+    /* Published to other threads only now: pn_connection_wake on a connection
+     * the proactor does not have yet is lost, and wake_req would then stay
+     * set, so that no later request (attach, $management, stop) woke this
+     * thread again. Until here poke() interrupts the proactor instead. */
+    pthread_mutex_lock(&c->mu);
+    c->conn = conn;
+    c->wake_req = false;
+    pthread_mutex_unlock(&c->mu);
     return true;
 }
 

@@ -142,11 +142,17 @@ static bool store_part(sw_amqp_connstr *cs, const char *key, char *value, char *
         return set_once(emulator, key, value, err);
     }
     wipe_free(value); /* an unknown key might be a mistyped secret's name */
+    /* A key pasted without "SharedAccessKey=" splits at its base64 padding
+     * ('='): name only what looks like a key name, never a secret. */
+    bool name_like = strlen(key) <= 40;
+    for (const char *k = key; name_like && *k != '\0'; k++) {
+        name_like = isalpha((unsigned char)*k) != 0;
+    }
     return sw_err_set(err, SW_E_CONFIG,
                       "connection string: unknown part '%.64s' (expected Endpoint, "
                       "SharedAccessKeyName, SharedAccessKey, SharedAccessSignature, EntityPath, "
                       "UseDevelopmentEmulator)",
-                      key);
+                      name_like ? key : "(not shown: it may be a secret)");
 }
 
 static bool split_parts(sw_amqp_connstr *cs, const char *s, char **endpoint, char **emulator,

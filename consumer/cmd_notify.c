@@ -83,6 +83,7 @@ int sw_cmd_notify(sw_config *cfg, int argc, char **argv)
             (unsigned long long)stats.mails_sent, stats.sink, (unsigned long long)stats.retries,
             (unsigned long long)stats.dead);
     if (!ok) {
+        sw_err_name_state_dir(&err, cfg);
         fprintf(stderr, "scanwatch notify: %s\n", err.msg);
         return SW_EXIT_FAIL;
     }

@@ -32,6 +32,7 @@
 #define SW_PROCESS_PARTITION "offline"
 
 typedef struct proc {
+    const sw_config *cfg;
     sw_state_engine *eng;
     sw_pipeline *pl;
     char offset[32];
@@ -115,12 +116,14 @@ static int process_file(proc *p, FILE *in, const char *name, uint64_t resume_aft
             continue;
         }
         if (!process_line(p, buf, len, full, ls)) {
+            sw_err_name_state_dir(&p->err, p->cfg);
             fprintf(stderr, "scanwatch process: %s line %" PRIu64 ": %s\n", name, p->lineno,
                     p->err.msg);
             return SW_EXIT_FAIL;
         }
         if (sw_state_engine_pending_events(p->eng) >= batch &&
             !sw_state_engine_commit(p->eng, &p->err)) {
+            sw_err_name_state_dir(&p->err, p->cfg);
             fprintf(stderr, "scanwatch process: %s\n", p->err.msg);
             return SW_EXIT_FAIL;
         }
@@ -202,6 +205,7 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv)
     sw_state_engine_opts_from_config(&eo, cfg);
     proc p;
     memset(&p, 0, sizeof p);
+    p.cfg = cfg;
     size_t max_body = (size_t)sw_cfg_int(cfg, SW_CFG_MAX_MESSAGE_SIZE);
     p.eng = sw_state_engine_new(st, &eo, &err);
     p.pl = p.eng != NULL ? sw_pipeline_new(cfg, p.eng, NULL, SW_CLOCK_SCAN_TIME, &err) : NULL;
@@ -213,6 +217,7 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv)
         !sw_state_checkpoint_get(st, SW_PROCESS_PARTITION, &cp, &found, &err) ||
         !sw_state_engine_sweep(p.eng, sw_time_now(), sw_cfg_int(cfg, SW_CFG_IMAGE_TTL), &dropped,
                                &err)) {
+        sw_err_name_state_dir(&err, cfg);
         fprintf(stderr, "scanwatch process: %s\n", buf == NULL ? "out of memory" : err.msg);
         rc = SW_EXIT_FAIL;
         goto out;
@@ -252,6 +257,7 @@ int sw_cmd_process(sw_config *cfg, int argc, char **argv)
     }
     if (rc == SW_EXIT_OK &&
         (!sw_state_engine_close_all(p.eng, &err) || !sw_state_engine_commit(p.eng, &err))) {
+        sw_err_name_state_dir(&err, cfg);
         fprintf(stderr, "scanwatch process: %s\n", err.msg);
         rc = SW_EXIT_FAIL;
     }

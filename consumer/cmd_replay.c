@@ -78,6 +78,7 @@ static int run_bounded(const char *cmd, sw_config *cfg, const sw_service_opts *o
     sw_err err;
     sw_err_clear(&err);
     if (!sw_service_run(cfg, o, &sum, &err)) {
+        sw_err_name_state_dir(&err, cfg);
         fprintf(stderr, "scanwatch %s: %s\n", cmd, err.msg);
         return err.code == SW_E_CONFIG ? SW_EXIT_USAGE : SW_EXIT_FAIL;
     }

@@ -29,6 +29,13 @@ void sw_install_stop_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+void sw_err_name_state_dir(sw_err *err, const sw_config *cfg)
+{
+    if (err->code == SW_E_STATE && strstr(err->msg, "state_dir '") == NULL) {
+        sw_err_prefix(err, "state_dir '%s'", sw_cfg_str(cfg, SW_CFG_STATE_DIR));
+    }
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -57,6 +64,7 @@ int sw_cmd_run(sw_config *cfg, int argc, char **argv)
     sw_err_clear(&err);
     SW_LOG(SW_LOG_INFO, "scanwatch starting", SW_LF_STR("state_dir", sw_cfg_str(cfg, SW_CFG_STATE_DIR)));
     if (!sw_service_run(cfg, &o, &sum, &err)) {
+        sw_err_name_state_dir(&err, cfg);
         SW_LOG_ERR(SW_LOG_ERROR, "scanwatch stopped on an error", &err);
         fprintf(stderr, "scanwatch run: %s\n", err.msg);
         return err.code == SW_E_CONFIG ? SW_EXIT_USAGE : SW_EXIT_FAIL;

@@ -20,11 +20,48 @@ typedef struct view {
     uint64_t n;
 } view;
 
-static void emit(view *v)
+/*
+ * Human-readable output goes to a terminal, and image names, tags, finding
+ * keys and dead-letter reasons come from events anyone who can send to the
+ * hub controls: control characters (C0, DEL, C1) and bidirectional overrides
+ * are shown escaped, so that they can neither drive the terminal nor fake or
+ * reorder lines. --json output is JSON-escaped already.
+ */
+static void write_text(const char *s, size_t n)
 {
-    fwrite(v->line.data, 1, v->line.len, stdout);
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i++) {
+        if (u[i] < 0x20 || u[i] == 0x7f) {
+            printf("\\x%02x", u[i]);
+        } else if (u[i] == 0xc2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f) {
+            printf("\\u%04x", u[i + 1]);
+            i++;
+        } else if (u[i] == 0xe2 && i + 2 < n &&
+                   ((u[i + 1] == 0x80 && u[i + 2] >= 0xaa && u[i + 2] <= 0xae) ||
+                    (u[i + 1] == 0x81 && u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9))) {
+            printf("\\u%04x", 0x2000 + ((u[i + 1] & 0x3f) << 6) + (u[i + 2] & 0x3f));
+            i += 2;
+        } else {
+            putchar(u[i]);
+        }
+    }
+}
+
+/* Writes the line built so far (escaped in text mode); no count. */
+static void flush_line(view *v)
+{
+    if (v->json) {
+        fwrite(v->line.data, 1, v->line.len, stdout);
+    } else {
+        write_text(v->line.data, v->line.len);
+    }
     fputc('\n', stdout);
     sw_buf_reset(&v->line);
+}
+
+static void emit(view *v)
+{
+    flush_line(v);
     v->n++;
 }
 
@@ -188,8 +225,10 @@ static bool dl_cb(void *ctx, const sw_state_dead_letter *d)
         char ts[SW_TIME_BUF];
         fmt_time(d->time, ts, sizeof ts);
         size_t show = d->len < 120 ? d->len : 120;
-        sw_buf_printf(b, "%" PRIu64 " %s %s partition %s offset %s (%zu bytes): %s\n    ", d->seq,
-                      ts, d->kind, d->partition, d->offset, d->orig_len, d->reason);
+        sw_buf_printf(b, "%" PRIu64 " %s %s partition %s offset %s (%zu bytes): %s", d->seq, ts,
+                      d->kind, d->partition, d->offset, d->orig_len, d->reason);
+        flush_line(v);
+        sw_buf_append_str(b, "    ");
         sw_buf_append_json_str(b, d->bytes != NULL ? d->bytes : "", show);
         if (show < d->len) {
             sw_buf_append_str(b, "...");

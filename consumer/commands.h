@@ -21,6 +21,9 @@ int sw_cmd_replay(sw_config *cfg, int argc, char **argv);
 int sw_cmd_rebuild(sw_config *cfg, int argc, char **argv);
 /* SIGTERM/SIGINT request a graceful stop of the service; SIGPIPE is ignored. */
 void sw_install_stop_signals(void);
+/* A state error (SW_E_STATE) gets "state_dir '<dir>': " in front unless it
+ * already names it, so that a fatal disk error says which directory failed. */
+void sw_err_name_state_dir(sw_err *err, const sw_config *cfg);
 /* Removes a directory tree (the demo's output, replay's scratch state); missing is fine. */
 void sw_remove_tree(const char *path);
 int sw_cmd_process(sw_config *cfg, int argc, char **argv);

@@ -314,6 +314,8 @@ static const char *const envelope_keys[] = {"subAssessmentEventDataEnrichment",
 
 struct sw_decoder {
     sw_decode_opts opts;
+    /* Later scan times are bad (max_scan_time_skew); SW_TIME_UNSET: any. */
+    sw_time_us latest_scan;
     cJSON *tree; /* the last body's tree: findings borrow its strings */
     arena mem;
     /* The body's findings before they are emitted; grows with the number of
@@ -403,7 +405,13 @@ sw_decoder *sw_decoder_new(const sw_decode_opts *opts, sw_err *err)
     if (d->opts.acr_suffix == NULL || d->opts.acr_suffix[0] == '\0') {
         d->opts.acr_suffix = "azurecr.io";
     }
+    d->latest_scan = SW_TIME_UNSET;
     return d;
+}
+
+void sw_decoder_set_latest_scan_time(sw_decoder *d, sw_time_us t)
+{
+    d->latest_scan = t;
 }
 
 void sw_decoder_free(sw_decoder *d)
@@ -1183,6 +1191,14 @@ static bool decode_scan_time(rec_ctx *c, sw_finding *f)
         path_text(c, which, where, sizeof where);
         return fail(c, SW_DECODE_BAD_BAD_SCAN_TIME, "%s is not an RFC 3339 time: \"%.64s\"", where,
                     t);
+    }
+    if (c->d->latest_scan != SW_TIME_UNSET && f->scan_time > c->d->latest_scan) {
+        char where[160];
+        path_text(c, which, where, sizeof where);
+        return fail(c, SW_DECODE_BAD_BAD_SCAN_TIME,
+                    "%s \"%.64s\" is later than the event's enqueued time plus "
+                    "max_scan_time_skew",
+                    where, t);
     }
     return true;
 }

@@ -632,6 +632,9 @@ bool sw_entra_provider_new(const sw_entra_opts *o, sw_token_provider *out, sw_er
         ok = sw_err_set(err, SW_E_CONFIG, "Entra ID %s needs tenant_id and client_id",
                         sw_entra_method_name(o->method));
     }
+    if (ok && o->method != SW_ENTRA_MANAGED_IDENTITY) {
+        ok = sw_http_url_check_secure("authority_host", e->authority, err);
+    }
     if (ok && o->method == SW_ENTRA_CLIENT_SECRET && e->secret == NULL) {
         ok = sw_err_set(err, SW_E_CONFIG, "client_secret is not set");
     }

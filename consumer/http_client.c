@@ -160,6 +160,43 @@ bool sw_http_append_urlencoded(sw_buf *b, const char *s)
     return !b->failed;
 }
 
+static bool loopback_host(const char *host, size_t n)
+{
+    if ((n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+        (n == 5 && strncmp(host, "[::1]", 5) == 0)) {
+        return true;
+    }
+    if (n < 4 || strncmp(host, "127.", 4) != 0) {
+        return false;
+    }
+    for (size_t i = 4; i < n; i++) {
+        if ((host[i] < '0' || host[i] > '9') && host[i] != '.') {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool sw_http_url_check_secure(const char *setting, const char *url, sw_err *err)
+{
+    if (strncasecmp(url, "https://", 8) == 0) {
+        return true;
+    }
+    if (strncasecmp(url, "http://", 7) == 0) {
+        const char *host = url + 7;
+        /* "http://127.0.0.1:80@example.com/" goes to example.com: no userinfo. */
+        size_t authority = strcspn(host, "/?#");
+        size_t n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":/?#@");
+        if (memchr(host, '@', authority) == NULL && n <= authority && loopback_host(host, n)) {
+            return true;
+        }
+    }
+    return sw_err_set(err, SW_E_CONFIG,
+                      "%s '%.200s' must be an https:// URL (plain http is allowed only to a "
+                      "loopback host): credentials and tokens would travel in clear text",
+                      setting, url);
+}
+
 bool sw_http_do(sw_http_client *c, const sw_http_req *req, sw_http_resp *resp, sw_err *err)
 {
     CURL *h = c->curl;

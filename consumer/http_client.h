@@ -52,6 +52,14 @@ void sw_http_resp_free(sw_http_resp *r);
 /* Performs one exchange. resp must be initialized; it is reset first. */
 bool sw_http_do(sw_http_client *c, const sw_http_req *req, sw_http_resp *resp, sw_err *err);
 
+/*
+ * Checks that url may carry credentials: https, or plain http to a loopback
+ * host (127.x.x.x, localhost, [::1]: local test servers). Anything else
+ * would send a client secret or a bearer token in clear text, so it is
+ * refused with SW_E_CONFIG naming `setting`.
+ */
+bool sw_http_url_check_secure(const char *setting, const char *url, sw_err *err);
+
 /* Appends s percent-encoded for a URL query or form value (RFC 3986 unreserved kept). */
 bool sw_http_append_urlencoded(sw_buf *b, const char *s);
 

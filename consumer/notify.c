@@ -232,10 +232,7 @@ static void *sender_main(void *arg)
         sw_send_result r;
         sw_sink_send(sink, j->body, j->blen, &r);
         bool settled = false;
-        if (r.outcome == SW_SEND_OK) {
-            SW_LOG(SW_LOG_INFO, "mail sent", SW_LF_STR("sink", n->stats.sink),
-                   SW_LF_STR("detail", r.detail));
-        } else if (r.outcome == SW_SEND_PERMANENT) {
+        if (r.outcome == SW_SEND_PERMANENT) {
             SW_LOG(SW_LOG_ERROR, "mail moved to the dead letter", SW_LF_INT("status", r.status),
                    SW_LF_STR("graph_code", r.code), SW_LF_STR("detail", r.detail));
             j->dead = true;
@@ -243,6 +240,12 @@ static void *sender_main(void *arg)
         }
         if (r.outcome != SW_SEND_RETRY) {
             settled = settle(n, j);
+        }
+        if (r.outcome == SW_SEND_OK) {
+            /* Logged after the entry is deleted: a "mail sent" line means it will not be sent
+             * again, so a crash resends only mails without one (the chaos test counts them). */
+            SW_LOG(SW_LOG_INFO, "mail sent", SW_LF_STR("sink", n->stats.sink),
+                   SW_LF_STR("detail", r.detail), SW_LF_BOOL("settled", settled));
         }
 
         pthread_mutex_lock(&n->mu);

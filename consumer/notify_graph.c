@@ -34,6 +34,9 @@ sw_graph *sw_graph_new(const char *base_url, const char *sender, sw_token_provid
         sw_err_set(err, SW_E_CONFIG, "mail_sender is not set (the mailbox that sends the mails)");
         return NULL;
     }
+    if (!sw_http_url_check_secure("graph_base_url", base_url, err)) {
+        return NULL;
+    }
     sw_graph *g = calloc(1, sizeof *g);
     char *base = trim_slash(base_url);
     sw_buf url, scope;

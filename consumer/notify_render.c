@@ -49,10 +49,38 @@ static size_t utf8_cut(const char *s, size_t max)
     return max;
 }
 
+/*
+ * Length of an invisible control sequence at s (0: none): C0, DEL, C1
+ * (U+0080..U+009F) and the bidirectional embeddings/overrides/isolates
+ * (U+202A..U+202E, U+2066..U+2069). Finding text comes from whoever can send
+ * to the hub; these would let it reorder or hide what a mail shows.
+ */
+static size_t invisible_len(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x20 || s[0] == 0x7f) {
+        return 1;
+    }
+    if (s[0] == 0xc2 && n >= 2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+        return 2;
+    }
+    if (s[0] == 0xe2 && n >= 3 &&
+        ((s[1] == 0x80 && s[2] >= 0xaa && s[2] <= 0xae) ||
+         (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9))) {
+        return 3;
+    }
+    return 0;
+}
+
 static bool html_escape_n(sw_buf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        size_t skip = invisible_len((const unsigned char *)s + i, n - i);
+        if (skip > 0) {
+            sw_buf_append_char(b, ' ');
+            i += skip - 1;
+            continue;
+        }
         switch (c) {
         case '&':
             sw_buf_append_str(b, "&amp;");
@@ -70,7 +98,7 @@ static bool html_escape_n(sw_buf *b, const char *s, size_t n)
             sw_buf_append_str(b, "&#39;");
             break;
         default:
-            sw_buf_append_char(b, c < 0x20 || c == 0x7f ? ' ' : (char)c);
+            sw_buf_append_char(b, (char)c);
         }
     }
     return !b->failed;
@@ -518,10 +546,13 @@ static void make_subject(const struct renderer *r, const struct part *p, size_t 
     const char *text = s.failed ? "scanwatch: new vulnerabilities" : s.data;
     size_t n = utf8_cut(text, room);
     snprintf(out, outsz, "%.*s%s", (int)n, text, suffix);
-    for (char *c = out; *c != '\0'; c++) { /* no control characters in a subject */
-        if ((unsigned char)*c < 0x20) {
-            *c = ' ';
-        }
+    /* No control characters or bidi overrides in a subject: each becomes
+     * spaces of the same byte length (the subject only gets shorter). */
+    size_t len = strlen(out);
+    for (size_t i = 0; i < len; i++) {
+        size_t skip = invisible_len((const unsigned char *)out + i, len - i);
+        memset(out + i, ' ', skip);
+        i += skip > 0 ? skip - 1 : 0;
     }
     sw_buf_free(&s);
 }

@@ -62,7 +62,7 @@ sw_sink *sw_sink_new(const sw_sink_spec *spec, const char *graph_base_url, const
             return NULL;
         }
     } else if (spec->kind == SW_SINK_DIR) {
-        if (mkdir(spec->dir, 0750) != 0 && errno != EEXIST) {
+        if (mkdir(spec->dir, 0700) != 0 && errno != EEXIST) {
             sw_err_set(err, SW_E_IO, "mail_sink dir:%s: %s", spec->dir, strerror(errno));
             free(s);
             return NULL;

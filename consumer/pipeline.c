@@ -22,6 +22,7 @@ struct sw_pipeline {
     void *forward_ctx;
     sw_route_scratch *routed;
     sw_metric *m_events, *m_findings, *m_bad, *m_skipped;
+    int64_t max_skew; /* max_scan_time_skew (SW_CLOCK_ENQUEUED) */
 };
 
 sw_pipeline *sw_pipeline_new(const sw_config *cfg, sw_state_engine *eng, sw_metrics *metrics,
@@ -41,6 +42,7 @@ sw_pipeline *sw_pipeline_new(const sw_config *cfg, sw_state_engine *eng, sw_metr
     }
     pl->eng = eng;
     pl->clock = clock;
+    pl->max_skew = sw_cfg_int(cfg, SW_CFG_MAX_SCAN_TIME_SKEW);
     pl->event_time = SW_TIME_UNSET;
     sw_buf_init(&pl->json, 0);
     sw_buf_init(&pl->repo, 0);
@@ -202,6 +204,10 @@ bool sw_pipeline_event(sw_pipeline *pl, const sw_state_pos *pos, const void *bod
         sw_err derr;
         sw_err_clear(&derr);
         pl->failed = false;
+        sw_decoder_set_latest_scan_time(pl->dec, pl->clock == SW_CLOCK_ENQUEUED &&
+                                                         pos->enqueued != SW_TIME_UNSET
+                                                     ? pos->enqueued + pl->max_skew
+                                                     : SW_TIME_UNSET);
         ok = sw_decode_body(pl->dec, body, len, on_finding, pl, &res, &derr);
         if (pl->failed) {
             *err = pl->err;

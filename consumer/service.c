@@ -138,6 +138,9 @@ typedef struct part {
     int64_t last_enqueued;   /* from $management; -1 = empty or unknown */
     sw_time_us last_enq_time; /* from $management */
     bool info_known;
+    /* Bumped when the receiver (re)attaches or the connection drops: lag info read before
+     * is stale (events were enqueued meanwhile) and must not tell the merge "nothing more". */
+    uint32_t info_gen;
 } part;
 
 /* Routed records for one route partition, sent before the batch commits. */
@@ -177,7 +180,13 @@ typedef struct svc {
     size_t n_parts;
     bool fatal;
     sw_err fatal_err;
+    /* The last connection-level error and since when the hub has been out of reach
+     * (0 = reachable), for /readyz; under mu. */
+    char hub_error[sizeof(((sw_err *)0)->msg)];
+    sw_time_us hub_down_since;
+    bool discovered; /* partitions known: the run loop is receiving */
     atomic_bool connected;
+    atomic_bool lag_poll_now; /* a receiver (re)attached: refresh lag info at once */
     atomic_llong heartbeat_us;   /* monotonic time of the last loop pass */
     int64_t merge_blocked_since; /* monotonic; 0 = the merge is not waiting */
     int64_t merge_wait_us;
@@ -254,8 +263,12 @@ static void on_partition_open(void *ctx, const char *partition)
     int idx = part_index(s, cb->route, partition);
     if (idx >= 0) {
         s->parts[idx].open = true;
+        s->parts[idx].info_known = false;
+        s->parts[idx].info_gen++;
     }
+    s->hub_down_since = 0;
     pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->lag_poll_now, true);
     atomic_store(&s->connected, true); /* the client logs "partition receiving" */
 }
 
@@ -288,9 +301,25 @@ static void on_error(void *ctx, const char *partition, const sw_err *err, bool f
         for (size_t i = 0; i < s->n_parts; i++) {
             if ((s->parts[i].kind == PART_ROUTE) == cb->route) {
                 s->parts[i].open = false;
+                s->parts[i].info_known = false;
+                s->parts[i].info_gen++;
             }
         }
+        snprintf(s->hub_error, sizeof s->hub_error, "%s", err->msg);
+        if (s->hub_down_since == 0) {
+            s->hub_down_since = sw_time_now();
+        }
         pthread_mutex_unlock(&s->mu);
+    } else {
+        /* A link error: the receiver may be re-attaching; what lag info said is stale. */
+        pthread_mutex_lock(&s->mu);
+        int idx = part_index(s, cb->route, partition);
+        if (idx >= 0) {
+            s->parts[idx].info_known = false;
+            s->parts[idx].info_gen++;
+        }
+        pthread_mutex_unlock(&s->mu);
+        atomic_store(&s->lag_poll_now, true);
     }
     SW_LOG_ERR(fatal ? SW_LOG_ERROR : SW_LOG_WARN,
                fatal ? "event hub client stopped" : "event hub error, retrying", err,
@@ -332,7 +361,22 @@ static bool readyz(void *ctx, sw_buf *text)
 {
     svc *s = ctx;
     if (!atomic_load(&s->connected)) {
-        sw_buf_append_str(text, "not connected to the event hub (see the log for why)\n");
+        pthread_mutex_lock(&s->mu);
+        bool discovered = s->discovered;
+        sw_time_us since = s->hub_down_since;
+        char why[sizeof s->hub_error];
+        memcpy(why, s->hub_error, sizeof why);
+        pthread_mutex_unlock(&s->mu);
+        sw_buf_append_str(text, discovered ? "not connected to the event hub"
+                                           : "not connected to the event hub yet (discovering "
+                                             "partitions)");
+        if (since != 0) {
+            char ts[SW_TIME_BUF];
+            sw_time_format(since, ts, sizeof ts);
+            sw_buf_printf(text, " since %s (%lld s); last error: %s; retrying with backoff", ts,
+                          (long long)((sw_time_now() - since) / SW_US_PER_SEC), why);
+        }
+        sw_buf_append_char(text, '\n');
         return false;
     }
     size_t waiting = 0, active = 0;
@@ -362,9 +406,13 @@ static void sleep_us(int64_t us)
 
 static void poll_lag_once(svc *s)
 {
+    atomic_store(&s->lag_poll_now, false);
     for (size_t i = 0; i < s->n_parts && !atomic_load(&s->threads_stop); i++) {
         sw_amqp_partition_info info;
         sw_err err;
+        pthread_mutex_lock(&s->mu);
+        uint32_t gen = s->parts[i].info_gen;
+        pthread_mutex_unlock(&s->mu);
         if (!sw_amqp_get_partition_info(s->parts[i].client, s->parts[i].id, &info, &err)) {
             SW_LOG_ERR(SW_LOG_DEBUG, "partition properties unavailable", &err,
                        SW_LF_STR("partition", s->parts[i].id));
@@ -373,8 +421,13 @@ static void poll_lag_once(svc *s)
         pthread_mutex_lock(&s->mu);
         s->parts[i].last_enqueued = info.is_empty ? -1 : info.last_enqueued_sequence_number;
         s->parts[i].last_enq_time = info.last_enqueued_time;
-        s->parts[i].info_known = true;
+        /* Known only if no (re)attach happened while asking (else ask again at once). */
+        s->parts[i].info_known = gen == s->parts[i].info_gen;
+        bool again = !s->parts[i].info_known;
         pthread_mutex_unlock(&s->mu);
+        if (again) {
+            atomic_store(&s->lag_poll_now, true);
+        }
     }
 }
 
@@ -387,9 +440,10 @@ static void *lag_main(void *arg)
     }
     while (!atomic_load(&s->threads_stop)) {
         poll_lag_once(s);
-        for (int64_t slept = 0; slept < interval && !atomic_load(&s->threads_stop);
-             slept += 100 * 1000) {
-            sleep_us(100 * 1000);
+        for (int64_t slept = 0; slept < interval && !atomic_load(&s->threads_stop) &&
+                                !atomic_load(&s->lag_poll_now);
+             slept += 20 * 1000) {
+            sleep_us(20 * 1000);
         }
     }
     return NULL;
@@ -501,6 +555,56 @@ static bool take_partitions(svc *s, sw_amqp_client *c, part_kind kind, int idx, 
     return true;
 }
 
+/*
+ * Partition discovery waits for the hub however long it is out of reach (not started yet,
+ * network or DNS down): the client reconnects with its backoff and logs each failure, this
+ * loop logs a summary every 30 s, /readyz says why. Only errors that retrying cannot fix
+ * (rejected credentials, unknown hub) or a stop request end it.
+ */
+static bool discover(svc *s, sw_amqp_client *c, const char *what, char ***ids, size_t *n,
+                     sw_err *err)
+{
+    int64_t start = sw_time_mono_us(), last_log = start;
+    for (;;) {
+        /* Waiting is not stalling: /healthz stays 200 (a liveness probe must not restart us). */
+        atomic_store(&s->heartbeat_us, sw_time_mono_us());
+        sw_amqp_stats st;
+        sw_amqp_get_stats(c, &st);
+        pthread_mutex_lock(&s->mu);
+        bool fatal = s->fatal;
+        if (fatal) {
+            *err = s->fatal_err;
+        }
+        char why[sizeof s->hub_error];
+        memcpy(why, s->hub_error, sizeof why);
+        pthread_mutex_unlock(&s->mu);
+        if (fatal) {
+            return false;
+        }
+        if (stop_requested) {
+            return sw_err_set(err, SW_E_SHUTDOWN, "stopped while %s", what);
+        }
+        /* Asked only once a connection opened: the call blocks for operation_timeout. */
+        if (st.connects > 0) {
+            if (sw_amqp_get_partition_ids(c, ids, n, err)) {
+                return true;
+            }
+            if (!err->retriable) {
+                return false;
+            }
+            snprintf(why, sizeof why, "%s", err->msg);
+        }
+        int64_t now = sw_time_mono_us();
+        if (now - last_log >= 30 * SW_US_PER_SEC) {
+            SW_LOG(SW_LOG_WARN, "event hub still out of reach; retrying", SW_LF_STR("while", what),
+                   SW_LF_INT("waiting_s", (now - start) / SW_US_PER_SEC),
+                   SW_LF_STR("last_error", why));
+            last_log = now;
+        }
+        sleep_us(100 * 1000);
+    }
+}
+
 static bool choose_partitions(svc *s, sw_err *err)
 {
     char **ids = NULL;
@@ -521,7 +625,7 @@ static bool choose_partitions(svc *s, sw_err *err)
     bool ok = true;
     /* replay/rebuild name one partition: of the route hub when there is one. */
     if (s->route == NULL || s->o->only_partition == NULL) {
-        if (!sw_amqp_get_partition_ids(s->amqp, &ids, &n, err)) {
+        if (!discover(s, s->amqp, "discovering partitions", &ids, &n, err)) {
             sw_err_prefix(err, "discovering partitions");
             return false;
         }
@@ -530,7 +634,8 @@ static bool choose_partitions(svc *s, sw_err *err)
         sw_amqp_free_partition_ids(ids, n);
     }
     if (ok && s->route != NULL) {
-        if (!sw_amqp_get_partition_ids(s->route, &s->route_ids, &n, err)) {
+        if (!discover(s, s->route, "discovering the route hub's partitions", &s->route_ids, &n,
+                      err)) {
             sw_err_prefix(err, "discovering the route hub's partitions");
             return false;
         }
@@ -542,6 +647,9 @@ static bool choose_partitions(svc *s, sw_err *err)
                                    s->route_ids, n, err);
     }
     if (ok) {
+        pthread_mutex_lock(&s->mu);
+        s->discovered = true;
+        pthread_mutex_unlock(&s->mu);
         SW_LOG(SW_LOG_INFO, "partitions assigned", SW_LF_UINT("owned", s->n_parts),
                SW_LF_UINT("route_partitions", s->route_n), SW_LF_INT("replica_index", idx),
                SW_LF_INT("replica_count", count));
@@ -874,7 +982,9 @@ static bool take_events(svc *s, sw_err *err)
     for (size_t i = 0; i < s->n_parts; i++) {
         part *p = &s->parts[i];
         evq_move(&p->ready, &p->in);
-        p->more_expected = p->active && (!p->info_known || p->processed_seq < p->last_enqueued);
+        /* Not attached, or attached since lag info was read: its events may be on the hub. */
+        p->more_expected = p->active && (!p->open || !p->info_known ||
+                                         p->processed_seq < p->last_enqueued);
     }
     s->queued = 0;
     bool fatal = s->fatal;
@@ -1161,7 +1271,19 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
             sw_pipeline_set_forward(s->fwd, forward_finding, s);
         }
     }
+    if (ok && s->notifier != NULL) {
+        /* Before discovery: the outbox is delivered while the hub is out of reach. */
+        ok = pthread_create(&s->notify_thread, NULL, notify_main, s) == 0 ||
+             sw_err_set(err, SW_E_INTERNAL, "cannot start the notifier thread");
+        s->notify_started = ok;
+    }
     ok = ok && choose_partitions(s, err);
+    if (!ok && err->code == SW_E_SHUTDOWN && !o->stop_when_caught_up) {
+        /* SIGTERM while `run` waits for the hub: a clean stop, nothing received (a bounded
+         * run -- replay, rebuild -- that did not happen fails). */
+        ok = true;
+        SW_LOG(SW_LOG_INFO, "stopped before the event hub could be reached");
+    }
     for (size_t i = 0; ok && i < s->n_parts; i++) {
         sw_amqp_position pos;
         ok = start_position(s, &s->parts[i], &pos, err);
@@ -1176,11 +1298,6 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         ok = pthread_create(&s->lag_thread, NULL, lag_main, s) == 0 ||
              sw_err_set(err, SW_E_INTERNAL, "cannot start the lag poller thread");
         s->lag_started = ok;
-    }
-    if (ok && s->notifier != NULL) {
-        ok = pthread_create(&s->notify_thread, NULL, notify_main, s) == 0 ||
-             sw_err_set(err, SW_E_INTERNAL, "cannot start the notifier thread");
-        s->notify_started = ok;
     }
     if (ok && o->on_started != NULL) {
         o->on_started(o->ctx);

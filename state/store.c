@@ -14,12 +14,34 @@ static const char *const cf_names[SW_CF_COUNT] = {"default", "meta",        "ima
                                                   "windows", "checkpoints", "outbox", "dead_letter",
                                                   "tags",    "notify"};
 
+/* What an operator should do about a RocksDB error, judged from its text
+ * (RocksDB's C API gives no status codes). */
+static const char *rerr_hint(const char *rerr)
+{
+    if (strstr(rerr, "No space left on device") != NULL) {
+        return " (the state disk is full: free space or grow the volume and restart; nothing "
+               "after the last durable checkpoint was acknowledged)";
+    }
+    if (strstr(rerr, "Read-only file system") != NULL ||
+        strstr(rerr, "Permission denied") != NULL) {
+        return " (state_dir is not writable: mount it read-write for this user and restart)";
+    }
+    /* A missing CURRENT, or a MANIFEST that CURRENT names but that is
+     * missing, in a directory that holds a database, is damage too. */
+    if (strncmp(rerr, "Corruption", 10) == 0 || strstr(rerr, "MANIFEST-") != NULL ||
+        strstr(rerr, "/CURRENT") != NULL) {
+        return " (the state is corrupt: restore state_dir from a backup, or move it away and "
+               "rebuild it from the hub with `scanwatch rebuild`)";
+    }
+    return "";
+}
+
 bool sw_state_rerr(char *rerr, sw_err *err, const char *what)
 {
     if (rerr == NULL) {
         return true;
     }
-    sw_err_set(err, SW_E_STATE, "%s: %s", what, rerr);
+    sw_err_set(err, SW_E_STATE, "%s: %s%s", what, rerr, rerr_hint(rerr));
     rocksdb_free(rerr);
     return false;
 }
@@ -61,21 +83,24 @@ static char *get_raw(sw_state *st, sw_cf cf, const void *k, size_t kl, size_t *v
     return v;
 }
 
-/* Last key of a column family of 8-byte sequence keys, +1; 0 when empty. */
-static uint64_t next_seq_of(sw_state *st, sw_cf cf)
+/* Last key of a column family of 8-byte sequence keys, +1; 0 when empty.
+ * A failed read is an error: guessing 0 would overwrite live entries. */
+static bool next_seq_of(sw_state *st, sw_cf cf, uint64_t *next, sw_err *err)
 {
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[cf]);
-    uint64_t next = 0;
+    *next = 0;
     rocksdb_iter_seek_to_last(it);
     if (rocksdb_iter_valid(it)) {
         size_t kl;
         const char *k = rocksdb_iter_key(it, &kl);
         if (kl == 8) {
-            next = sw_dec_be64((const unsigned char *)k) + 1;
+            *next = sw_dec_be64((const unsigned char *)k) + 1;
         }
     }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
     rocksdb_iter_destroy(it);
-    return next;
+    return sw_state_rerr(rerr, err, cf == SW_CF_OUTBOX ? "outbox scan" : "dead letter scan");
 }
 
 static bool check_schema(sw_state *st, bool fresh_allowed, sw_err *err)
@@ -88,7 +113,7 @@ static bool check_schema(sw_state *st, bool fresh_allowed, sw_err *err)
     }
     if (v == NULL) {
         if (!fresh_allowed) {
-            return sw_err_set(err, SW_E_SCHEMA, "state in '%s' has no schema version", "state_dir");
+            return sw_err_set(err, SW_E_SCHEMA, "the state has no schema version");
         }
         char text[16];
         int n = snprintf(text, sizeof text, "%d", SW_STATE_SCHEMA_VERSION);
@@ -113,17 +138,32 @@ static bool check_schema(sw_state *st, bool fresh_allowed, sw_err *err)
                           "build understands up to %d); refusing to open it",
                           ver, SW_STATE_SCHEMA_VERSION);
     }
+    if (ver < SW_STATE_SCHEMA_VERSION) {
+        /* Version 1 kept one key per set entry with the full finding and one
+         * key per pending record; its data is rebuilt from the hub (or the
+         * input) rather than converted. */
+        return sw_err_set(err, SW_E_SCHEMA,
+                          "state was written by an older scanwatch (schema version %ld; this "
+                          "build reads version %d); rebuild it: move state_dir aside and run "
+                          "`scanwatch rebuild` (or `scanwatch process` on the input again)",
+                          ver, SW_STATE_SCHEMA_VERSION);
+    }
     st->schema = (int)ver;
     return true;
 }
 
-static void load_counters(sw_state *st)
+static bool load_counters(sw_state *st, sw_err *err)
 {
-    st->dl_next = next_seq_of(st, SW_CF_DEAD_LETTER);
-    st->outbox_next = next_seq_of(st, SW_CF_OUTBOX);
+    if (!next_seq_of(st, SW_CF_DEAD_LETTER, &st->dl_next, err) ||
+        !next_seq_of(st, SW_CF_OUTBOX, &st->outbox_next, err)) {
+        return false;
+    }
     size_t vl = 0;
-    sw_err e;
-    char *v = get_raw(st, SW_CF_META, SW_META_OUTBOX_NEXT, strlen(SW_META_OUTBOX_NEXT), &vl, &e);
+    sw_err_clear(err);
+    char *v = get_raw(st, SW_CF_META, SW_META_OUTBOX_NEXT, strlen(SW_META_OUTBOX_NEXT), &vl, err);
+    if (!sw_err_ok(err)) {
+        return false;
+    }
     if (v != NULL && vl == 8) {
         uint64_t m = sw_dec_be64((const unsigned char *)v);
         if (m > st->outbox_next) {
@@ -131,11 +171,24 @@ static void load_counters(sw_state *st)
         }
     }
     rocksdb_free(v);
+    return true;
 }
 
-/* Names of existing column families that this build does not know. */
+/* Whether dir holds a file named name. */
+static bool has_file(const char *dir, const char *name)
+{
+    char path[4096];
+    struct stat sb;
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    return n > 0 && (size_t)n < sizeof path && stat(path, &sb) == 0;
+}
+
+/* Names of existing column families that this build does not know.
+ * *exists: a database is there; a directory with RocksDB's files whose
+ * column families cannot be read is a damaged database, not a missing one
+ * (err set, false returned). */
 static bool list_unknown_cfs(const char *dir, rocksdb_options_t *o, char ***names, size_t *n,
-                             bool *exists)
+                             bool *exists, sw_err *err)
 {
     char *rerr = NULL;
     size_t count = 0;
@@ -144,16 +197,19 @@ static bool list_unknown_cfs(const char *dir, rocksdb_options_t *o, char ***name
     *n = 0;
     *exists = rerr == NULL;
     if (rerr != NULL) {
-        rocksdb_free(rerr);
         if (list != NULL) { /* librocksdb 7.8 allocates an empty list even on error */
             rocksdb_list_column_families_destroy(list, count);
         }
+        if (has_file(dir, "CURRENT") || has_file(dir, "IDENTITY")) {
+            return sw_state_rerr(rerr, err, "open state");
+        }
+        rocksdb_free(rerr);
         return true; /* no database yet */
     }
     char **out = calloc(count + 1, sizeof *out);
     if (out == NULL) {
         rocksdb_list_column_families_destroy(list, count);
-        return false;
+        return sw_err_set(err, SW_E_NOMEM, "column family list");
     }
     for (size_t i = 0; i < count; i++) {
         bool known = false;
@@ -193,6 +249,11 @@ static void tune_options(sw_state *st, const sw_state_opts *o)
     rocksdb_options_set_compression(st->opts, rocksdb_lz4_compression);
     rocksdb_options_set_max_open_files(st->opts, 256);
     rocksdb_options_set_keep_log_file_num(st->opts, 3);
+    /* RocksDB's own LOG keeps its header only: librocksdb 7.8 aborts on the
+     * second failed write of that file (a full or read-only disk), before
+     * the failing commit's error could reach the operator. Errors reach our
+     * log through the returned status instead. 5 = HEADER_LEVEL. */
+    rocksdb_options_set_info_log_level(st->opts, 5);
     /* Small column families (checkpoints, meta, images) would otherwise pin
      * every WAL file until they flush on their own: bound the WAL so RocksDB
      * flushes them and deletes old logs. */
@@ -251,7 +312,8 @@ sw_state *sw_state_open(const sw_state_opts *o, sw_err *err)
     st->wo_fast = rocksdb_writeoptions_create();
     st->ro = rocksdb_readoptions_create();
 
-    if (!o->read_only && mkdir(o->dir, 0750) != 0 && errno != EEXIST) {
+    /* 0700: the state holds finding details and mail recipients. */
+    if (!o->read_only && mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
         sw_err_set(err, SW_E_STATE, "cannot create state_dir '%s': %s", o->dir, strerror(errno));
         sw_state_close(st);
         return NULL;
@@ -259,8 +321,8 @@ sw_state *sw_state_open(const sw_state_opts *o, sw_err *err)
     char **unknown = NULL;
     size_t n_unknown = 0;
     bool exists = false;
-    if (!list_unknown_cfs(o->dir, st->opts, &unknown, &n_unknown, &exists)) {
-        sw_err_set(err, SW_E_NOMEM, "column family list");
+    if (!list_unknown_cfs(o->dir, st->opts, &unknown, &n_unknown, &exists, err)) {
+        sw_err_prefix(err, "state_dir '%s'", o->dir);
         sw_state_close(st);
         return NULL;
     }
@@ -305,10 +367,10 @@ sw_state *sw_state_open(const sw_state_opts *o, sw_err *err)
             rocksdb_column_family_handle_destroy(handles[SW_CF_COUNT + i]);
         }
     }
-    if (!check_schema(st, !o->read_only, err)) {
+    if (!check_schema(st, !o->read_only, err) || !load_counters(st, err)) {
+        sw_err_prefix(err, "state_dir '%s'", o->dir);
         goto fail;
     }
-    load_counters(st);
     free(names);
     free(cfo);
     free(handles);
@@ -857,7 +919,8 @@ bool sw_state_batch_commit(sw_state *st, sw_state_batch *b, sw_err *err)
 
 /* ---- image records ---- */
 
-void sw_state_image_rec_encode(const sw_state_image_rec *r, sw_buf *out)
+void sw_state_image_rec_encode(const sw_state_image_rec *r, const void *entries, size_t entries_len,
+                               sw_buf *out)
 {
     sw_enc_i64(out, r->last_scan);
     sw_enc_i64(out, r->last_apply);
@@ -866,6 +929,7 @@ void sw_state_image_rec_encode(const sw_state_image_rec *r, sw_buf *out)
     for (size_t i = 0; i < r->n_tags; i++) {
         sw_enc_str(out, r->tags[i]);
     }
+    sw_enc_bytes(out, entries, entries_len);
 }
 
 bool sw_state_image_rec_decode(const void *v, size_t n, sw_state_image_rec *r)
@@ -882,5 +946,65 @@ bool sw_state_image_rec_decode(const void *v, size_t n, sw_state_image_rec *r)
             r->tags[r->n_tags++] = t;
         }
     }
+    r->entries = sw_dec_bytes(&d, &r->entries_len);
     return !d.bad;
+}
+
+void sw_set_ent_encode(sw_buf *out, const sw_set_ent *e)
+{
+    sw_enc_bytes(out, e->key, e->key_len);
+    sw_enc_i64(out, e->first);
+    sw_enc_i64(out, e->last);
+    sw_enc_u64(out, e->hash);
+}
+
+bool sw_set_ent_next(const unsigned char **p, const unsigned char *end, sw_set_ent *e)
+{
+    if (*p == NULL || *p >= end) {
+        return false;
+    }
+    sw_dec d = sw_dec_init(*p, (size_t)(end - *p));
+    e->key = sw_dec_bytes(&d, &e->key_len);
+    e->first = sw_dec_i64(&d);
+    e->last = sw_dec_i64(&d);
+    e->hash = sw_dec_u64(&d);
+    if (d.bad || e->key == NULL) {
+        return false;
+    }
+    *p = d.p;
+    return true;
+}
+
+/* 8 bytes per step: a finding is hashed on every record of every rescan.
+ * Host byte order: a store moved to a machine of the other order only
+ * rewrites each finding's JSON once more. */
+static uint64_t fnv(uint64_t h, const char *p, size_t n)
+{
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w ^ ((uint64_t)n << 56)) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 32);
+}
+
+uint64_t sw_finding_content_hash(const char *json, size_t len)
+{
+    static const char member[] = "\"scan_time\":\"";
+    uint64_t h = 1469598103934665603ULL;
+    const char *m = json != NULL ? memmem(json, len, member, sizeof member - 1) : NULL;
+    if (m == NULL) {
+        return json != NULL ? fnv(h, json, len) : h;
+    }
+    /* An RFC 3339 value has no escapes: it ends at the next quote. */
+    const char *v = m + sizeof member - 1;
+    const char *q = memchr(v, '"', len - (size_t)(v - json));
+    h = fnv(h, json, (size_t)(v - json));
+    return q != NULL ? fnv(h, q, len - (size_t)(q - json)) : h;
 }

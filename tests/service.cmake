@@ -20,3 +20,6 @@ foreach(scenario exact sigterm sigkill replay rebuild replicas)
             --scenario ${scenario})
   set_tests_properties(service_e2e_${scenario} PROPERTIES LABELS integration TIMEOUT 300)
 endforeach()
+
+# Chaos (SIGKILLs under emulator and Graph faults) and long-outage tests: tests/chaos.cmake.
+include(${CMAKE_CURRENT_SOURCE_DIR}/chaos.cmake)

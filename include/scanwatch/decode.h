@@ -120,6 +120,14 @@ sw_decoder *sw_decoder_new(const sw_decode_opts *opts, sw_err *err);
 void sw_decoder_free(sw_decoder *d);
 
 /*
+ * Records scanned after t make the body a bad event (bad_scan_time): the
+ * service passes each event's enqueued time + max_scan_time_skew, since a
+ * scan cannot be exported before it happened. SW_TIME_UNSET (the default)
+ * turns the check off. Holds for the following sw_decode_body calls.
+ */
+void sw_decoder_set_latest_scan_time(sw_decoder *d, sw_time_us t);
+
+/*
  * Decodes one message body (len bytes, need not be NUL-terminated). Returns
  * true when the body was decoded (even if every record was skipped); false for
  * a bad event, with res->bad set and err naming the problem (record index and

@@ -37,7 +37,9 @@
     X(MAX_JSON_DEPTH, max_json_depth, INT, "64", 4, 1000, NULL, \
       "Deepest JSON nesting accepted in an event body; deeper bodies are bad events.") \
     X(ACR_LOGIN_SUFFIX, acr_login_suffix, STRING, "azurecr.io", 0, 0, NULL, \
-      "Login-server suffix for an Azure Container Registry named only by its ARM id (Qualys records without registryHost): <name>.<suffix>. azurecr.cn / azurecr.us in national clouds.")
+      "Login-server suffix for an Azure Container Registry named only by its ARM id (Qualys records without registryHost): <name>.<suffix>. azurecr.cn / azurecr.us in national clouds.") \
+    X(MAX_SCAN_TIME_SKEW, max_scan_time_skew, DURATION, "1h", SW_S(1), SW_S(7 * 86400), NULL, \
+      "A hub event whose finding is scanned more than this after the event was enqueued is a bad event (bad_scan_time): nobody who can send to the hub can move an image's clock into the future and make its real rescans stale. Not checked by `process` (files have no enqueued time).")
 
 #define SW_SETTINGS_SCAN(X) \
     X(SCAN_QUIET, scan_quiet, DURATION, "300s", SW_S(1), SW_S(86400), NULL, \

@@ -1000,6 +1000,43 @@ static void test_connect_retries_until_up(void **state)
     finish(&e, c, cl);
 }
 
+/*
+ * Regression (chaos test, issue 9): a poke that came while the client thread was between
+ * publishing its new connection and handing it to the proactor woke nothing and left
+ * wake_req set, so every later request (here: a partition added once the connection is
+ * idle) waited for unrelated traffic -- a partition that never attached. The callers poke
+ * as fast as they can while the client starts, many times over.
+ */
+static void test_poke_while_connecting(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    publish(&e, "1", 1, "late");
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs, KEY);
+    for (int round = 0; round < 25; round++) {
+        ctx *c = ctx_new();
+        sw_amqp_options o;
+        opts_for(&o, c, cs);
+        sw_amqp_client *cl = start_client(c, &o);
+        add(cl, "0", "latest");
+        /* Settling an empty partition's nothing still posts a request and pokes. */
+        int64_t t0 = sw_time_mono_us();
+        for (int64_t k = 0; sw_time_mono_us() - t0 < 5000; k++) {
+            sw_amqp_settle(cl, "0", k);
+        }
+        usleep(200000); /* connected, partition 0 attached, nothing more to do */
+        add(cl, "1", "earliest");
+        if (!wait_until(c, have_events, 1, 3000)) {
+            fail_msg("round %d: partition 1 added on an idle connection never delivered", round);
+        }
+        sw_amqp_client_free(cl);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+    }
+    emu_stop(&e);
+}
+
 int main(int argc, char **argv)
 {
     sw_log_set_level(SW_LOG_WARN);
@@ -1022,6 +1059,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unsettled_bound_and_credit),
         cmocka_unit_test(test_remove_and_readd),
         cmocka_unit_test(test_connect_retries_until_up),
+        cmocka_unit_test(test_poke_while_connecting),
         cmocka_unit_test(test_server_busy_backoff_and_forced),
         cmocka_unit_test(test_not_found_is_fatal_for_partition),
         cmocka_unit_test(test_entra_jwt_provider),

@@ -69,6 +69,8 @@ const state = {
   inFlight: 0,
   maxInFlight: 0,
   denyMail: false,        // tokens lack Mail.Send -> 403
+  outage: null,           // {status, retry_after, token}: every sendMail (and token request if
+                          // token) fails with status until cleared -- Graph down for a while
   roles: ['Mail.Send'],   // roles claim of issued tokens
 };
 
@@ -143,6 +145,10 @@ function verifyCertAssertion(jwt, aud) {
 function handleToken(req, res, body, tenant, port) {
   const entry = { time: Date.now(), kind: 'client_credentials', ok: false };
   state.tokenRequests.push(entry);
+  if (state.outage && state.outage.token) {
+    entry.error = 'outage';
+    return oauthError(res, state.outage.status || 503, 'temporarily_unavailable', 'outage (scripted)');
+  }
   if (state.tokenFaults.length > 0) {
     const f = state.tokenFaults.shift();
     entry.error = f.error || 'fault';
@@ -307,6 +313,14 @@ function bearerOk(req, res) {
 
 function handleSendMail(req, res, body, sender, rec) {
   res.clientRequestId = req.headers['client-request-id'];
+  if (state.outage) {
+    const o = state.outage;
+    rec.status = o.status || 503;
+    rec.end = Date.now();
+    rec.outage = true;
+    const h = o.retry_after !== undefined ? { 'Retry-After': String(o.retry_after) } : {};
+    return graphError(res, rec.status, rec.status === 429 ? 'ApplicationThrottled' : 'ErrorServerBusy', 'outage (scripted)', h);
+  }
   if (!bearerOk(req, res)) { rec.status = res.statusCode; return; }
   if (body.length > MAX_REQUEST) {
     rec.status = 413;
@@ -375,6 +389,7 @@ function handleControl(req, res, url, body) {
   if (p === '/_control/config' && req.method === 'POST') {
     if ('federated_tokens' in doc) state.federatedTokens = doc.federated_tokens;
     if ('deny_mail' in doc) state.denyMail = doc.deny_mail;
+    if ('outage' in doc) state.outage = doc.outage;
     if ('roles' in doc) state.roles = doc.roles;
     if ('token_lifetime' in doc) cfg.tokenLifetime = doc.token_lifetime;
     if ('sender' in doc) cfg.sender = doc.sender;
@@ -387,7 +402,7 @@ function handleControl(req, res, url, body) {
   if (p === '/_control/mails') return json(res, 200, state.mails);
   if (p === '/_control/requests') return json(res, 200, state.sendRequests);
   if (p === '/_control/token-requests') return json(res, 200, state.tokenRequests);
-  if (p === '/_control/stats') return json(res, 200, { mails: state.mails.length, requests: state.sendRequests.length, max_in_flight: state.maxInFlight, faults_left: state.faults.length });
+  if (p === '/_control/stats') return json(res, 200, { mails: state.mails.length, requests: state.sendRequests.length, in_flight: state.inFlight, max_in_flight: state.maxInFlight, faults_left: state.faults.length, token_requests: state.tokenRequests.length });
   if (p === '/_control/reset' && req.method === 'POST') {
     state.mails = []; state.sendRequests = []; state.tokenRequests = []; state.faults = []; state.tokenFaults = []; state.maxInFlight = 0;
     return json(res, 200, { ok: true });

@@ -1,0 +1,56 @@
+# The container runs as non-root with a read-only root filesystem and no
+# capabilities (issue 9, item 7). No container engine runs here, so the files
+# are checked for the settings that say so (cmake -P; SOURCE = the repository).
+cmake_minimum_required(VERSION 3.20)
+set(errors "")
+macro(need file regex what)
+  file(READ ${SOURCE}/${file} _text)
+  if(NOT _text MATCHES "${regex}")
+    string(APPEND errors "\n  ${file}: ${what}")
+  endif()
+endmacro()
+macro(count file regex n what)
+  file(READ ${SOURCE}/${file} _text)
+  string(REGEX MATCHALL "${regex}" _all "${_text}")
+  list(LENGTH _all _n)
+  if(NOT _n EQUAL ${n})
+    string(APPEND errors "\n  ${file}: ${what} (${_n} of ${n})")
+  endif()
+endmacro()
+
+# Dockerfile: the last USER of the runtime stage is a numeric, non-zero uid.
+file(STRINGS ${SOURCE}/docker/Dockerfile users REGEX "^USER ")
+list(GET users -1 last_user)
+if(NOT last_user MATCHES "^USER [1-9][0-9]*(:[1-9][0-9]*)?$")
+  string(APPEND errors "\n  docker/Dockerfile: the image must end as a numeric non-root user, got '${last_user}'")
+endif()
+need(docker/Dockerfile "install -d -m 0700" "the state home must be created 0700")
+
+# compose: every service non-root, read-only, no capabilities, no privilege gain.
+file(READ ${SOURCE}/docker/compose.yaml compose)
+string(FIND "${compose}" "\nvolumes:" vol_at)
+string(SUBSTRING "${compose}" 0 ${vol_at} compose_services)
+string(REGEX MATCHALL "\n  [a-z][a-z0-9_-]*:\n" services "${compose_services}")
+list(LENGTH services n_services)
+if(n_services LESS 1)
+  string(APPEND errors "\n  docker/compose.yaml: no services found")
+endif()
+count(docker/compose.yaml "\n    read_only: true" ${n_services} "read_only: true in every service")
+count(docker/compose.yaml "\n    user: \"[1-9][0-9]*:[1-9][0-9]*\"" ${n_services} "a non-root user in every service")
+count(docker/compose.yaml "\n    cap_drop: [[]ALL[]]" ${n_services} "cap_drop: [ALL] in every service")
+count(docker/compose.yaml "no-new-privileges:true" ${n_services} "no-new-privileges in every service")
+
+# Kubernetes: pod and container security contexts.
+set(sts docker/k8s/statefulset.yaml)
+need(${sts} "runAsNonRoot: true" "runAsNonRoot: true")
+need(${sts} "runAsUser: [1-9]" "a non-zero runAsUser")
+need(${sts} "readOnlyRootFilesystem: true" "readOnlyRootFilesystem: true")
+need(${sts} "allowPrivilegeEscalation: false" "allowPrivilegeEscalation: false")
+need(${sts} "capabilities: {drop: [[]\"ALL\"[]]}" "capabilities drop ALL")
+need(${sts} "seccompProfile: {type: RuntimeDefault}" "seccompProfile RuntimeDefault")
+need(${sts} "automountServiceAccountToken: false" "no Kubernetes API token mounted")
+
+if(NOT errors STREQUAL "")
+  message(FATAL_ERROR "FAILED: container hardening:${errors}")
+endif()
+message(STATUS "container files: non-root, read-only root filesystem, no capabilities")
