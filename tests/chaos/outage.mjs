@@ -17,7 +17,7 @@
 //   503 with the reason (the connection error and since when) while the hub is away and 200
 //   once every partition receives again, the logs name the problem, and the diff records and
 //   mails equal offline processing, none twice.
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   Checks, Emulator, FakeGraph, Service, compareKeys, cutNear, diffKey, freePort, generate, httpGet, mailKey, metric,
@@ -121,7 +121,14 @@ async function graphOutage() {
     const settled = rss.filter((r) => r.t >= seconds / 4 && r.kib !== undefined);
     const base = settled[0]?.kib ?? 0;
     const peak = Math.max(...settled.map((r) => r.kib));
-    check(peak - base <= 8 * 1024, "Graph down: RSS grows by <= 8 MiB over the rest of the outage", `${base} -> ${peak} KiB`, "<= +8192 KiB");
+    // An AddressSanitizer build (CI runs the suite under ASan too) keeps freed memory in its
+    // quarantine (256 MiB by default), so its RSS grows whatever the service does: the bound is
+    // checked against the normal build only.
+    if (readFileSync(o.scanwatch).includes("__asan_init")) {
+      console.log(`skip: Graph down: RSS bound not checked in an ASan build (${base} -> ${peak} KiB)`);
+    } else {
+      check(peak - base <= 8 * 1024, "Graph down: RSS grows by <= 8 MiB over the rest of the outage", `${base} -> ${peak} KiB`, "<= +8192 KiB");
+    }
     report.outage_seconds = seconds;
     report.sendmail_attempts_during_outage = attempts;
     report.token_requests_during_outage = tokenReqs;
