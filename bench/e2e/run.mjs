@@ -56,6 +56,8 @@ const MAIL_MODE = argOf("--mail-mode", "per_image");
 const LIVE_RATE = num("--live-rate", 0);
 const LIVE_SECONDS = num("--live-seconds", 20);
 const LABEL = argOf("--label", "");
+// extra settings for `scanwatch run`, e.g. --svc "--max-unsettled 2000"
+const SVC_EXTRA = (argOf("--svc", "") ?? "").split(" ").filter((a) => a);
 const OUT = argOf("--out");
 const WORK = resolve(argOf("--work", join(tmpdir(), `sw-e2e-${process.pid}`)));
 const SDK_DIR = join(root, "tests", "sdk");
@@ -191,7 +193,7 @@ const connStr = () => `Endpoint=sb://127.0.0.1:${emuPort};SharedAccessKeyName=Ro
 
 // ---- the service ----
 async function metrics(port) {
-  const r = await fetch(`http://127.0.0.1:${port}/metrics`);
+  const r = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
   return r.text();
 }
 function sumMetric(text, name) {
@@ -229,7 +231,7 @@ function startService(dir, port, extra = []) {
   const argv = ["run", "--connection-string", connStr(), "--eventhub", "eh1", "--state-dir", join(dir, "state"),
     "--mail-sink", `dir:${join(dir, "mail")}`, "--mail-to", "secops@contoso.example", "--mail-mode", MAIL_MODE,
     "--metrics-port", String(port), "--metrics-bind", "127.0.0.1", "--progress-interval", "0",
-    "--log-level", "warn", ...extra];
+    "--log-level", "warn", ...SVC_EXTRA, ...extra];
   const p = track(spawn(bins.scanwatch, argv, { stdio: ["ignore", "ignore", "pipe"] }));
   p.stderrText = "";
   p.stderr.on("data", (d) => {
