@@ -21,20 +21,48 @@
 #include "scanwatch/state_engine.h"
 #include "window.h"
 
+/* One pending record in RAM: one allocation holding the struct, the JSON
+ * and the key. */
 struct prec {
     struct prec *next;
     sw_time_us scan_time;
     bool resolved, snapshot, clean;
-    char *key;
+    char *key; /* NULL for a clean marker */
     char *json;
     size_t json_len;
+    uint64_t hash; /* content hash of the JSON (sw_finding_content_hash) */
+    bool omitted;  /* JSON not kept: resolved, clean marker, or same as in S */
 };
+
+/*
+ * The image's set S as of the window's opening (S changes only when this
+ * window applies): finding keys with their content hashes, sorted by key,
+ * pointing into the image record's bytes. A record whose finding is in S
+ * with the same content needs no JSON: it cannot be new, and S already holds
+ * that JSON.
+ */
+struct ssum {
+    char *rec; /* the image record (rocksdb-allocated), or NULL; the apply
+                * reuses it: only this window's apply changes it */
+    size_t rec_len;
+    sw_set_ent *ent;
+    size_t n;
+};
+
+static void ssum_free(struct ssum *s)
+{
+    rocksdb_free(s->rec);
+    free(s->ent);
+    memset(s, 0, sizeof *s);
+}
 
 struct win {
     char *image;
     char *repository;
     sw_time_us min_scan, max_scan, last_event, last_wall, T;
     uint64_t n_records, n_committed;
+    uint64_t n_chunks;        /* durable record chunks (one per commit that added records) */
+    uint64_t n_chunks_staged; /* n_chunks once the batch being built commits */
     /* RAM copy of the records: all of them while `retain` (so applying
      * needs no read of the windows column family), else only those not yet
      * committed (index n_committed on). */
@@ -44,6 +72,7 @@ struct win {
     char *tags[SW_WIN_MAX_TAGS];
     char *first_partition, *first_offset, *last_partition, *last_offset;
     struct prec *ph, *pt;
+    struct ssum sum;
     bool dirty;
     struct win *dirty_prev, *dirty_next;
     size_t heap_idx;
@@ -61,7 +90,12 @@ struct part {
 struct sw_state_engine {
     sw_state *st;
     sw_state_engine_opts o;
-    rocksdb_writebatch_wi_t *wb;
+    rocksdb_writebatch_t *wb;
+    /* This batch's writes to the keys the engine reads back (image records,
+     * tag pointers, and with diff_basis = tag the finding JSON): a plain
+     * WriteBatch has no index, so reads consult this overlay first. */
+    struct ov **ov;
+    size_t ov_cap, ov_n;
     struct win **tab;
     size_t tab_cap, n_win;
     struct win **heap;
@@ -83,6 +117,7 @@ struct sw_state_engine {
     uint64_t log_next;         /* seqs below this are in the file */
     bool log_progress_dirty;
     sw_buf k, v; /* scratch */
+    bool ov_failed;
     sw_state_engine_stats stats;
 };
 
@@ -102,23 +137,150 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-static bool put(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, const void *v, size_t vl)
+/* ---- the batch and its read-back overlay ---- */
+
+struct ov {
+    struct ov *next;
+    uint64_t h;
+    sw_cf cf;
+    bool deleted;
+    size_t kl, vl;
+    char *v; /* points after the key in the same allocation */
+    char k[];
+};
+
+static uint64_t ov_hash(sw_cf cf, const void *k, size_t kl)
 {
-    rocksdb_writebatch_wi_put_cf(e->wb, e->st->cf[cf], k, kl, v, vl);
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)cf;
+    for (size_t i = 0; i < kl; i++) {
+        h = (h ^ ((const unsigned char *)k)[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static bool ov_wanted(const sw_state_engine *e, sw_cf cf)
+{
+    return cf == SW_CF_IMAGES || cf == SW_CF_TAGS ||
+           (cf == SW_CF_SETS && e->o.diff_basis == SW_DIFF_BASIS_TAG);
+}
+
+static struct ov **ov_slot(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, uint64_t h)
+{
+    struct ov **pp = &e->ov[h & (e->ov_cap - 1)];
+    while (*pp != NULL &&
+           ((*pp)->h != h || (*pp)->cf != cf || (*pp)->kl != kl || memcmp((*pp)->k, k, kl) != 0)) {
+        pp = &(*pp)->next;
+    }
+    return pp;
+}
+
+static void ov_clear(sw_state_engine *e)
+{
+    for (size_t i = 0; i < e->ov_cap && e->ov_n > 0; i++) {
+        struct ov *o = e->ov[i];
+        while (o != NULL) {
+            struct ov *next = o->next;
+            free(o);
+            e->ov_n--;
+            o = next;
+        }
+        e->ov[i] = NULL;
+    }
+}
+
+/* Records a write for read-back; false on allocation failure. */
+static bool ov_set(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, const void *v,
+                   size_t vl, bool deleted)
+{
+    if (e->ov_n + 1 > e->ov_cap) {
+        size_t cap = e->ov_cap ? e->ov_cap * 2 : 256;
+        struct ov **tab = calloc(cap, sizeof *tab);
+        if (tab == NULL) {
+            return false;
+        }
+        for (size_t i = 0; i < e->ov_cap; i++) {
+            struct ov *o = e->ov[i];
+            while (o != NULL) {
+                struct ov *next = o->next;
+                o->next = tab[o->h & (cap - 1)];
+                tab[o->h & (cap - 1)] = o;
+                o = next;
+            }
+        }
+        free(e->ov);
+        e->ov = tab;
+        e->ov_cap = cap;
+    }
+    uint64_t h = ov_hash(cf, k, kl);
+    struct ov **pp = ov_slot(e, cf, k, kl, h);
+    struct ov *o = malloc(sizeof *o + kl + vl + 1);
+    if (o == NULL) {
+        return false;
+    }
+    o->h = h;
+    o->cf = cf;
+    o->deleted = deleted;
+    o->kl = kl;
+    o->vl = deleted ? 0 : vl;
+    memcpy(o->k, k, kl);
+    o->v = o->k + kl;
+    if (o->vl > 0) {
+        memcpy(o->v, v, vl);
+    }
+    o->v[o->vl] = '\0';
+    if (*pp != NULL) { /* replace */
+        o->next = (*pp)->next;
+        free(*pp);
+        *pp = o;
+    } else {
+        o->next = NULL;
+        *pp = o;
+        e->ov_n++;
+    }
     return true;
+}
+
+/* An allocation failure of the overlay would make a later read of this
+ * batch miss its own write: the engine stops with an error at commit. */
+static void put(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, const void *v, size_t vl)
+{
+    rocksdb_writebatch_put_cf(e->wb, e->st->cf[cf], k, kl, v, vl);
+    if (ov_wanted(e, cf) && !ov_set(e, cf, k, kl, v, vl, false)) {
+        e->ov_failed = true;
+    }
 }
 
 static void del(sw_state_engine *e, sw_cf cf, const void *k, size_t kl)
 {
-    rocksdb_writebatch_wi_delete_cf(e->wb, e->st->cf[cf], k, kl);
+    rocksdb_writebatch_delete_cf(e->wb, e->st->cf[cf], k, kl);
+    if (ov_wanted(e, cf) && !ov_set(e, cf, k, kl, NULL, 0, true)) {
+        e->ov_failed = true;
+    }
 }
 
-/* Reads through the batch: this batch's writes win over the database. */
+/* Reads through the batch: this batch's writes win over the database. The
+ * result is freed with rocksdb_free (free). */
 static char *get_wb(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, size_t *vl, sw_err *err)
 {
+    if (e->ov_n > 0 && ov_wanted(e, cf)) {
+        struct ov *o = *ov_slot(e, cf, k, kl, ov_hash(cf, k, kl));
+        if (o != NULL) {
+            *vl = 0;
+            if (o->deleted) {
+                return NULL;
+            }
+            char *v = malloc(o->vl + 1);
+            if (v == NULL) {
+                sw_err_set(err, SW_E_NOMEM, "read");
+                return NULL;
+            }
+            memcpy(v, o->v, o->vl + 1);
+            *vl = o->vl;
+            return v;
+        }
+    }
     char *rerr = NULL;
-    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(e->wb, e->st->db, e->st->ro,
-                                                             e->st->cf[cf], k, kl, vl, &rerr);
+    char *v = rocksdb_get_cf(e->st->db, e->st->ro, e->st->cf[cf], k, kl, vl, &rerr);
     if (!sw_state_rerr(rerr, err, "read")) {
         return NULL;
     }
@@ -322,8 +484,6 @@ static void free_precs(struct win *w, size_t *ram_bytes)
     while (p != NULL) {
         struct prec *next = p->next;
         *ram_bytes -= prec_size(p);
-        free(p->key);
-        free(p->json);
         free(p);
         p = next;
     }
@@ -336,6 +496,7 @@ static void win_free(struct win *w, size_t *ram_bytes)
         return;
     }
     free_precs(w, ram_bytes);
+    ssum_free(&w->sum);
     free(w->image);
     free(w->repository);
     for (size_t i = 0; i < w->n_tags; i++) {
@@ -435,8 +596,10 @@ static bool load_cp_cb(void *ctx, const char *partition, const sw_state_checkpoi
 
 /* ---- image records ---- */
 
-/* T of image (SW_TIME_UNSET when never applied), read through the batch. */
-static bool load_T(sw_state_engine *e, const char *image, sw_time_us *T, sw_err *err)
+/* T of image (SW_TIME_UNSET when never applied), read through the batch;
+ * with sum, also the summary of S (sum->rec NULL when there is no record). */
+static bool load_T(sw_state_engine *e, const char *image, sw_time_us *T, struct ssum *sum,
+                   sw_err *err)
 {
     size_t vl = 0;
     sw_err_clear(err);
@@ -445,25 +608,71 @@ static bool load_T(sw_state_engine *e, const char *image, sw_time_us *T, sw_err 
     if (!sw_err_ok(err)) {
         return false;
     }
-    if (v != NULL) {
-        sw_state_image_rec r;
-        if (sw_state_image_rec_decode(v, vl, &r)) {
-            *T = r.last_scan;
-        }
+    if (v == NULL) {
+        return true;
+    }
+    sw_state_image_rec r;
+    if (!sw_state_image_rec_decode(v, vl, &r)) {
         rocksdb_free(v);
+        return true;
+    }
+    *T = r.last_scan;
+    if (sum == NULL) {
+        rocksdb_free(v);
+        return true;
+    }
+    sum->rec = v;
+    sum->rec_len = vl;
+    if (r.findings == 0) {
+        return true;
+    }
+    sum->ent = malloc(r.findings * sizeof *sum->ent);
+    if (sum->ent == NULL) {
+        ssum_free(sum);
+        return sw_err_set(err, SW_E_NOMEM, "set summary of %s", image);
+    }
+    const unsigned char *p = r.entries, *end = (const unsigned char *)r.entries + r.entries_len;
+    while (sum->n < r.findings && sw_set_ent_next(&p, end, &sum->ent[sum->n])) {
+        sum->n++;
     }
     return true;
 }
 
+/* The content hash of key in S, or false when key is not in S. */
+static bool ssum_find(const struct ssum *s, const char *key, uint64_t *hash)
+{
+    size_t lo = 0, hi = s->n, kl = strlen(key);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const sw_set_ent *x = &s->ent[mid];
+        int c = memcmp(x->key, key, x->key_len < kl ? x->key_len : kl);
+        if (c == 0) {
+            c = x->key_len < kl ? -1 : (x->key_len > kl ? 1 : 0);
+        }
+        if (c == 0) {
+            *hash = x->hash;
+            return true;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
+}
+
 /* ---- apply ---- */
 
+/* One record of a closing window. key/json point into RAM records, or
+ * (in_arena) at offsets of the gather arena for records read back. */
 struct dec {
     size_t key_off, json_off, json_len;
     const char *key;
     const char *json;
     sw_time_us scan;
-    uint64_t idx;
-    bool resolved;
+    uint64_t idx, hash;
+    bool resolved, omitted, in_arena;
 };
 
 struct gather {
@@ -473,29 +682,59 @@ struct gather {
     bool oom;
 };
 
-static void gather_add(struct gather *g, const char *key, const char *json, size_t json_len,
-                       sw_time_us scan, uint64_t idx, bool resolved)
+static struct dec *gather_slot(struct gather *g)
 {
     if (g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 64;
         struct dec *d = realloc(g->d, cap * sizeof *d);
         if (d == NULL) {
             g->oom = true;
-            return;
+            return NULL;
         }
         g->d = d;
         g->cap = cap;
     }
     struct dec *d = &g->d[g->n++];
+    memset(d, 0, sizeof *d);
+    return d;
+}
+
+/* A record read from the windows CF: copied (the iterator's bytes move on). */
+static void gather_copy(struct gather *g, const sw_win_rec *r, uint64_t idx)
+{
+    struct dec *d = gather_slot(g);
+    if (d == NULL) {
+        return;
+    }
+    d->in_arena = true;
     d->key_off = g->arena.len;
-    sw_buf_append(&g->arena, key, strlen(key) + 1);
+    sw_buf_append(&g->arena, r->key, strlen(r->key) + 1);
     d->json_off = g->arena.len;
-    d->json_len = json_len;
-    sw_buf_append(&g->arena, json != NULL ? json : "", json_len);
+    d->json_len = r->json_len;
+    sw_buf_append(&g->arena, r->json != NULL ? r->json : "", r->json_len);
     sw_buf_append_char(&g->arena, '\0');
-    d->scan = scan;
+    d->scan = r->scan_time;
     d->idx = idx;
-    d->resolved = resolved;
+    d->hash = r->hash;
+    d->resolved = r->resolved;
+    d->omitted = r->omitted;
+}
+
+/* A record in RAM: borrowed (the window outlives the gather). */
+static void gather_ram(struct gather *g, const struct prec *p, uint64_t idx)
+{
+    struct dec *d = gather_slot(g);
+    if (d == NULL) {
+        return;
+    }
+    d->key = p->key;
+    d->json = p->json;
+    d->json_len = p->json_len;
+    d->scan = p->scan_time;
+    d->idx = idx;
+    d->hash = p->hash;
+    d->resolved = p->resolved;
+    d->omitted = p->omitted;
 }
 
 static int dec_cmp(const void *a, const void *b)
@@ -511,34 +750,38 @@ static int dec_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx ? 1 : 0);
 }
 
-/* Collects the window's records (durable ones are deleted in the batch) and
- * leaves one decider per key, sorted by key. */
+/* Collects the window's records (durable chunks are deleted in the batch)
+ * and leaves one decider per key, sorted by key. */
 static bool gather_window(sw_state_engine *e, struct win *w, struct gather *g, sw_err *err)
 {
     if (w->retain) {
-        /* Every record is in RAM: delete the durable copies blindly. */
-        for (uint64_t i = 0; i < w->n_committed; i++) {
+        /* Every record is in RAM: delete the durable chunks blindly. */
+        for (uint64_t i = 0; i < w->n_chunks; i++) {
             sw_win_rec_key(&e->k, w->image, i);
             del(e, SW_CF_WINDOWS, e->k.data, e->k.len);
         }
-    } else if (w->n_committed > 0) {
+    } else if (w->n_chunks > 0) {
         sw_win_rec_prefix(&e->k, w->image);
         size_t plen = e->k.len;
         sw_state_piter pi;
         if (!sw_state_prefix_iter(e->st, SW_CF_WINDOWS, NULL, e->k.data, plen, &pi)) {
             return sw_err_set(err, SW_E_NOMEM, "window scan");
         }
+        uint64_t idx = 0;
         for (; rocksdb_iter_valid(pi.it); rocksdb_iter_next(pi.it)) {
             size_t kl, vl;
             const char *k = rocksdb_iter_key(pi.it, &kl);
             if (kl != plen + 8 || memcmp(k, e->k.data, plen) != 0) {
                 break;
             }
-            const char *v = rocksdb_iter_value(pi.it, &vl);
+            const unsigned char *v = (const unsigned char *)rocksdb_iter_value(pi.it, &vl);
+            const unsigned char *end = v + vl;
             sw_win_rec r;
-            if (sw_win_rec_decode(v, vl, &r) && r.key != NULL) {
-                gather_add(g, r.key, r.json, r.json_len, r.scan_time,
-                           sw_dec_be64((const unsigned char *)k + plen), r.resolved);
+            while (sw_win_rec_next(&v, end, &r)) {
+                if (r.key != NULL) {
+                    gather_copy(g, &r, idx);
+                }
+                idx++;
             }
             del(e, SW_CF_WINDOWS, k, kl);
         }
@@ -549,15 +792,17 @@ static bool gather_window(sw_state_engine *e, struct win *w, struct gather *g, s
     uint64_t idx = w->retain ? 0 : w->n_committed;
     for (struct prec *p = w->ph; p != NULL; p = p->next, idx++) {
         if (p->key != NULL) {
-            gather_add(g, p->key, p->json, p->json_len, p->scan_time, idx, p->resolved);
+            gather_ram(g, p, idx);
         }
     }
     if (g->oom || g->arena.failed) {
         return sw_err_set(err, SW_E_NOMEM, "window of %s", w->image);
     }
     for (size_t i = 0; i < g->n; i++) {
-        g->d[i].key = g->arena.data + g->d[i].key_off;
-        g->d[i].json = g->arena.data + g->d[i].json_off;
+        if (g->d[i].in_arena) {
+            g->d[i].key = g->arena.data + g->d[i].key_off;
+            g->d[i].json = g->arena.data + g->d[i].json_off;
+        }
     }
     if (g->n > 1) {
         qsort(g->d, g->n, sizeof *g->d, dec_cmp);
@@ -585,15 +830,17 @@ static void set_key(sw_buf *k, const char *image, const char *key, size_t klen)
     sw_buf_append(k, key, klen);
 }
 
-static void put_set_entry(sw_state_engine *e, const char *image, const char *key, size_t klen,
-                          sw_time_us first, sw_time_us last, const char *json, size_t jl)
+static void put_json(sw_state_engine *e, const char *image, const char *key, size_t klen,
+                     const char *json, size_t jl)
 {
     set_key(&e->k, image, key, klen);
-    sw_buf_reset(&e->v);
-    sw_enc_i64(&e->v, first);
-    sw_enc_i64(&e->v, last);
-    sw_enc_bytes(&e->v, json, jl);
-    put(e, SW_CF_SETS, e->k.data, e->k.len, e->v.data, e->v.len);
+    put(e, SW_CF_SETS, e->k.data, e->k.len, json, jl);
+}
+
+static void del_json(sw_state_engine *e, const char *image, const char *key, size_t klen)
+{
+    set_key(&e->k, image, key, klen);
+    del(e, SW_CF_SETS, e->k.data, e->k.len);
 }
 
 static void note_new(struct diff *d, const struct dec *x)
@@ -612,136 +859,115 @@ static void note_resolved(struct diff *d, const char *key, size_t klen)
     sw_buf_append_json_str(&d->resolved, key, klen);
 }
 
-/*
- * Merges the base set (sorted, from the sets CF through the batch) with the
- * window's deciders (sorted) and writes the target image's new set.
- */
-static bool merge_sets(sw_state_engine *e, const char *base, const char *target,
-                       const struct gather *g, bool full, sw_time_us now_scan, bool base_empty,
-                       struct diff *d, sw_err *err)
+static int ent_cmp(const sw_set_ent *s, const char *key)
 {
-    bool copy_all = strcmp(base, target) != 0;
-    sw_buf prefix = SW_BUF_INIT;
-    sw_buf_init(&prefix, 0);
-    sw_key_set_prefix(&prefix, base);
-    sw_state_piter pi;
-    if (!sw_state_prefix_iter(e->st, SW_CF_SETS, e->wb, prefix.data, prefix.len, &pi)) {
-        sw_buf_free(&prefix);
-        return sw_err_set(err, SW_E_NOMEM, "set scan");
+    size_t gl = strlen(key);
+    int c = memcmp(s->key, key, s->key_len < gl ? s->key_len : gl);
+    if (c == 0) {
+        c = s->key_len < gl ? -1 : (s->key_len > gl ? 1 : 0);
     }
-    rocksdb_iterator_t *it = pi.it;
-    size_t gi = 0;
-    /* Collect the base entries first: writing to the batch while its
-     * iterator is open is not allowed. */
-    struct sent {
-        size_t key_off, key_len, json_off, json_len;
-        sw_time_us first;
-    } *se = NULL;
-    size_t n_se = 0, cap_se = 0;
-    sw_buf arena = SW_BUF_INIT;
-    sw_buf_init(&arena, 0);
-    bool oom = false;
-    for (; !base_empty && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        if (kl < prefix.len || memcmp(k, prefix.data, prefix.len) != 0) {
-            break;
-        }
-        const char *v = rocksdb_iter_value(it, &vl);
-        sw_dec dd = sw_dec_init(v, vl);
-        sw_time_us first = sw_dec_i64(&dd);
-        (void)sw_dec_i64(&dd);
-        size_t jl = 0;
-        const char *json = sw_dec_bytes(&dd, &jl);
-        if (n_se == cap_se) {
-            cap_se = cap_se ? cap_se * 2 : 64;
-            void *p = realloc(se, cap_se * sizeof *se);
-            if (p == NULL) {
-                oom = true;
-                break;
-            }
-            se = p;
-        }
-        se[n_se].key_off = arena.len;
-        se[n_se].key_len = kl - prefix.len;
-        sw_buf_append(&arena, k + prefix.len, kl - prefix.len);
-        se[n_se].json_off = arena.len;
-        se[n_se].json_len = jl;
-        sw_buf_append(&arena, json, jl);
-        se[n_se].first = first;
-        n_se++;
-    }
-    bool scanned = sw_state_prefix_iter_free(&pi, err);
-    sw_buf_free(&prefix);
-    if (!scanned || oom || arena.failed) {
-        if (sw_err_ok(err)) {
-            sw_err_set(err, SW_E_NOMEM, "set of %s", base);
-        }
-        free(se);
-        sw_buf_free(&arena);
+    return c;
+}
+
+/* diff_basis = tag: the base's finding JSON, copied to the new digest. */
+static bool copy_json(sw_state_engine *e, const char *base, const char *target,
+                      const sw_set_ent *s, sw_err *err)
+{
+    set_key(&e->k, base, s->key, s->key_len);
+    size_t vl = 0;
+    sw_err_clear(err);
+    char *v = get_wb(e, SW_CF_SETS, e->k.data, e->k.len, &vl, err);
+    if (!sw_err_ok(err)) {
         return false;
     }
-    d->n_base = n_se;
-    size_t si = 0;
-    while (si < n_se || gi < g->n) {
-        const char *sk = si < n_se ? arena.data + se[si].key_off : NULL;
-        size_t skl = si < n_se ? se[si].key_len : 0;
-        int c;
-        if (sk == NULL) {
-            c = 1;
-        } else if (gi >= g->n) {
-            c = -1;
-        } else {
-            size_t gl = strlen(g->d[gi].key);
-            c = memcmp(sk, g->d[gi].key, skl < gl ? skl : gl);
-            if (c == 0) {
-                c = skl < gl ? -1 : (skl > gl ? 1 : 0);
-            }
-        }
+    put_json(e, target, s->key, s->key_len, v != NULL ? v : "", v != NULL ? vl : 0);
+    rocksdb_free(v);
+    return true;
+}
+
+/*
+ * Merges the base set S (the entries of the base image's record, sorted by
+ * key) with the window's deciders (sorted) into the target's new entries
+ * (out), and writes the finding JSON of entries that are new or whose
+ * content changed; an unchanged finding only gets a new last-seen time in
+ * out. base != target only for diff_basis = tag, where the new digest
+ * inherits the base's entries.
+ */
+static bool merge_sets(sw_state_engine *e, const char *base, const char *target,
+                       const void *base_ents, size_t base_len, const struct gather *g, bool full,
+                       sw_time_us now_scan, struct diff *d, sw_buf *out, sw_err *err)
+{
+    bool copy_all = strcmp(base, target) != 0;
+    const unsigned char *bp = base_ents, *bend = (const unsigned char *)base_ents + base_len;
+    sw_set_ent s;
+    bool have_s = sw_set_ent_next(&bp, bend, &s);
+    size_t gi = 0;
+    while (have_s || gi < g->n) {
+        int c = !have_s ? 1 : (gi >= g->n ? -1 : ent_cmp(&s, g->d[gi].key));
         if (c < 0) { /* in S, not in the window */
+            d->n_base++;
             if (full) {
-                note_resolved(d, sk, skl);
+                note_resolved(d, s.key, s.key_len);
                 if (!copy_all) {
-                    set_key(&e->k, target, sk, skl);
-                    del(e, SW_CF_SETS, e->k.data, e->k.len);
+                    del_json(e, target, s.key, s.key_len);
                 }
             } else {
                 d->n_after++;
+                sw_set_ent n = s;
                 if (copy_all) {
-                    put_set_entry(e, target, sk, skl, se[si].first, now_scan,
-                                  arena.data + se[si].json_off, se[si].json_len);
+                    n.last = now_scan;
+                    if (!copy_json(e, base, target, &s, err)) {
+                        return false;
+                    }
                 }
+                sw_set_ent_encode(out, &n);
             }
-            si++;
+            have_s = sw_set_ent_next(&bp, bend, &s);
             continue;
         }
         const struct dec *x = &g->d[gi];
         if (c == 0) { /* in S and decided in the window */
+            d->n_base++;
             if (x->resolved) {
-                note_resolved(d, sk, skl);
+                note_resolved(d, s.key, s.key_len);
                 if (!copy_all) {
-                    set_key(&e->k, target, sk, skl);
-                    del(e, SW_CF_SETS, e->k.data, e->k.len);
+                    del_json(e, target, s.key, s.key_len);
                 }
             } else {
                 d->n_after++;
-                put_set_entry(e, target, sk, skl, se[si].first, x->scan, x->json, x->json_len);
+                sw_set_ent n = s;
+                n.last = x->scan;
+                n.hash = x->hash;
+                /* An omitted JSON is S's own (same hash): nothing to write. */
+                if (copy_all || n.hash != s.hash) {
+                    put_json(e, target, s.key, s.key_len, x->json, x->json_len);
+                }
+                sw_set_ent_encode(out, &n);
             }
-            si++;
+            have_s = sw_set_ent_next(&bp, bend, &s);
             gi++;
             continue;
         }
         if (!x->resolved) { /* new */
+            if (x->omitted) {
+                /* Only a finding of S has its JSON omitted, and S changes
+                 * only when this window applies: a broken invariant. */
+                return sw_err_set(err, SW_E_STATE, "window of %s lost the JSON of new finding %s",
+                                  target, x->key);
+            }
             note_new(d, x);
             d->n_after++;
-            put_set_entry(e, target, x->key, strlen(x->key), x->scan, x->scan, x->json,
-                          x->json_len);
+            sw_set_ent n = {x->key, strlen(x->key), x->scan, x->scan, x->hash};
+            put_json(e, target, n.key, n.key_len, x->json, x->json_len);
+            sw_set_ent_encode(out, &n);
         }
         gi++;
     }
-    free(se);
-    sw_buf_free(&arena);
-    if (d->new_json.failed || d->resolved.failed) {
+    if (bp != bend && base_len > 0) {
+        SW_LOG(SW_LOG_WARN, "image record with a malformed finding set; the rest is dropped",
+               SW_LF_STR("image", base));
+    }
+    if (d->new_json.failed || d->resolved.failed || out->failed) {
         return sw_err_set(err, SW_E_NOMEM, "diff of %s", target);
     }
     return true;
@@ -824,7 +1050,10 @@ static bool window_full(const sw_state_engine *e, const struct win *w)
     }
 }
 
-static bool write_image(sw_state_engine *e, const struct win *w, const struct diff *d, sw_err *err)
+/* The image record: T, apply time, |S|, tags (a rescan whose records carry
+ * no tags, e.g. Qualys, keeps the known ones from old), and the entries. */
+static bool write_image(sw_state_engine *e, const struct win *w, const struct diff *d,
+                        const sw_state_image_rec *old, const sw_buf *ents, sw_err *err)
 {
     sw_state_image_rec r;
     memset(&r, 0, sizeof r);
@@ -834,25 +1063,13 @@ static bool write_image(sw_state_engine *e, const struct win *w, const struct di
     for (size_t i = 0; i < w->n_tags && i < SW_STATE_MAX_TAGS; i++) {
         r.tags[r.n_tags++] = w->tags[i];
     }
-    /* A rescan whose records carry no tags (Qualys) keeps the known tags. */
-    char *old = NULL;
-    if (w->n_tags == 0 && w->T != SW_TIME_UNSET) {
-        size_t vl = 0;
-        sw_err_clear(err);
-        old = get_wb(e, SW_CF_IMAGES, w->image, strlen(w->image), &vl, err);
-        if (!sw_err_ok(err)) {
-            return false;
-        }
-        sw_state_image_rec prev;
-        if (old != NULL && sw_state_image_rec_decode(old, vl, &prev)) {
-            for (size_t i = 0; i < prev.n_tags; i++) {
-                r.tags[r.n_tags++] = prev.tags[i];
-            }
+    if (w->n_tags == 0 && old != NULL) {
+        for (size_t i = 0; i < old->n_tags; i++) {
+            r.tags[r.n_tags++] = old->tags[i];
         }
     }
     sw_buf_reset(&e->v);
-    sw_state_image_rec_encode(&r, &e->v);
-    rocksdb_free(old);
+    sw_state_image_rec_encode(&r, ents->data, ents->len, &e->v);
     if (!sw_buf_check(&e->v, err)) {
         return false;
     }
@@ -863,6 +1080,25 @@ static bool write_image(sw_state_engine *e, const struct win *w, const struct di
             sw_buf_printf(&e->k, "%s:%s", w->repository, w->tags[i]);
             put(e, SW_CF_TAGS, e->k.data, e->k.len, w->image, strlen(w->image));
         }
+    }
+    return true;
+}
+
+/* Reads an image record through the batch; *v is NULL when there is none. */
+static bool read_image(sw_state_engine *e, const char *image, char **v, sw_state_image_rec *r,
+                       sw_err *err)
+{
+    size_t vl = 0;
+    sw_err_clear(err);
+    *v = get_wb(e, SW_CF_IMAGES, image, strlen(image), &vl, err);
+    if (!sw_err_ok(err)) {
+        return false;
+    }
+    memset(r, 0, sizeof *r);
+    if (*v != NULL && !sw_state_image_rec_decode(*v, vl, r)) {
+        SW_LOG(SW_LOG_WARN, "corrupt image record; its finding set is treated as empty",
+               SW_LF_STR("image", image));
+        memset(r, 0, sizeof *r);
     }
     return true;
 }
@@ -903,20 +1139,38 @@ static bool apply_window(sw_state_engine *e, struct win *w, sw_err *err)
     memset(&d, 0, sizeof d);
     sw_buf_init(&d.new_json, 0);
     sw_buf_init(&d.resolved, 0);
-    char *base = NULL;
+    sw_buf ents;
+    sw_buf_init(&ents, 0);
+    char *base = NULL, *old_v = NULL, *base_v = NULL;
+    sw_state_image_rec old, base_rec;
+    memset(&old, 0, sizeof old);
+    memset(&base_rec, 0, sizeof base_rec);
     bool ok = gather_window(e, w, &g, err);
+    /* Never applied: no record to read (T is unset exactly when it has
+     * none). Else the record read when the window opened is still current. */
+    bool have_old = false;
+    if (ok && w->T != SW_TIME_UNSET) {
+        if (w->sum.rec != NULL && sw_state_image_rec_decode(w->sum.rec, w->sum.rec_len, &old)) {
+            have_old = true;
+        } else {
+            ok = read_image(e, w->image, &old_v, &old, err);
+            have_old = old_v != NULL;
+        }
+    }
     if (ok && w->T == SW_TIME_UNSET && e->o.diff_basis == SW_DIFF_BASIS_TAG) {
         ok = tag_base(e, w, &base, err);
+        if (ok && base != NULL) {
+            ok = read_image(e, base, &base_v, &base_rec, err);
+        }
     }
     bool full = window_full(e, w);
     if (ok) {
-        /* Never applied and no tag base: S is empty, skip the read. */
-        bool base_empty = base == NULL && w->T == SW_TIME_UNSET;
-        ok = merge_sets(e, base != NULL ? base : w->image, w->image, &g, full, w->max_scan,
-                        base_empty, &d, err);
+        const sw_state_image_rec *b = base != NULL ? &base_rec : &old;
+        ok = merge_sets(e, base != NULL ? base : w->image, w->image, b->entries, b->entries_len, &g,
+                        full, w->max_scan, &d, &ents, err);
     }
     if (ok) {
-        ok = write_image(e, w, &d, err);
+        ok = write_image(e, w, &d, have_old ? &old : NULL, &ents, err);
     }
     bool first = w->T == SW_TIME_UNSET && base == NULL;
     bool silent = (first && e->o.first_scan == SW_FIRST_SCAN_BASELINE) ||
@@ -935,10 +1189,13 @@ static bool apply_window(sw_state_engine *e, struct win *w, sw_err *err)
         del(e, SW_CF_WINDOWS, e->k.data, e->k.len);
     }
     free(base);
+    rocksdb_free(old_v);
+    rocksdb_free(base_v);
     free(g.d);
     sw_buf_free(&g.arena);
     sw_buf_free(&d.new_json);
     sw_buf_free(&d.resolved);
+    sw_buf_free(&ents);
     if (!ok) {
         return false;
     }
@@ -995,27 +1252,36 @@ static bool set_str(char **dst, const char *src)
 static bool join_window(sw_state_engine *e, struct win *w, const sw_state_pos *pos,
                         const sw_state_record *r)
 {
-    struct prec *p = calloc(1, sizeof *p);
+    /* Only a finding that may be new or changed needs its JSON kept. */
+    uint64_t hash = 0, in_s = 0;
+    bool omit = r->resolved || r->key == NULL;
+    if (!omit) {
+        hash = sw_finding_content_hash(r->finding_json, r->finding_len);
+        omit = ssum_find(&w->sum, r->key, &in_s) && in_s == hash;
+    }
+    size_t jl = omit ? 0 : r->finding_len;
+    size_t klen = r->key != NULL ? strlen(r->key) + 1 : 0;
+    struct prec *p = malloc(sizeof *p + jl + 1 + klen);
     if (p == NULL) {
         return false;
     }
+    memset(p, 0, sizeof *p);
     p->scan_time = r->scan_time;
     p->resolved = r->resolved;
     p->snapshot = r->snapshot;
     p->clean = r->clean_marker;
-    p->key = dupstr(r->key);
-    p->json_len = r->finding_len;
-    p->json = malloc(r->finding_len + 1);
-    if ((r->key != NULL && p->key == NULL) || p->json == NULL) {
-        free(p->key);
-        free(p->json);
-        free(p);
-        return false;
+    p->hash = hash;
+    p->omitted = omit;
+    p->json_len = jl;
+    p->json = (char *)(p + 1);
+    if (jl > 0) {
+        memcpy(p->json, r->finding_json, jl);
     }
-    if (r->finding_len > 0) {
-        memcpy(p->json, r->finding_json, r->finding_len);
+    p->json[jl] = '\0';
+    if (klen > 0) {
+        p->key = p->json + jl + 1;
+        memcpy(p->key, r->key, klen);
     }
-    p->json[r->finding_len] = '\0';
     e->ram_bytes += prec_size(p);
     if (w->pt != NULL) {
         w->pt->next = p;
@@ -1065,13 +1331,15 @@ bool sw_state_engine_add(sw_state_engine *e, const sw_state_pos *pos, const sw_s
     }
     struct win *w = tab_find(e, r->image, hash_str(r->image));
     sw_time_us T = SW_TIME_UNSET;
+    struct ssum sum = {NULL, 0, NULL, 0};
     if (w != NULL) {
         T = w->T;
-    } else if (!load_T(e, r->image, &T, err)) {
+    } else if (!load_T(e, r->image, &T, &sum, err)) {
         return false;
     }
     int64_t q = e->o.scan_quiet_us;
     if (T != SW_TIME_UNSET && r->scan_time < T - q) {
+        ssum_free(&sum);
         e->stats.stale++;
         return true;
     }
@@ -1085,15 +1353,17 @@ bool sw_state_engine_add(sw_state_engine *e, const sw_state_pos *pos, const sw_s
             return false;
         }
         w = NULL;
-        if (!load_T(e, r->image, &T, err)) {
+        if (!load_T(e, r->image, &T, &sum, err)) {
             return false;
         }
     }
     if (w == NULL) {
         w = open_window(e, r, T);
         if (w == NULL) {
+            ssum_free(&sum);
             return sw_err_set(err, SW_E_NOMEM, "window for %s", r->image);
         }
+        w->sum = sum;
     }
     if (!join_window(e, w, pos, r)) {
         return sw_err_set(err, SW_E_NOMEM, "record for %s", r->image);
@@ -1208,20 +1478,27 @@ void sw_state_engine_get_stats(const sw_state_engine *e, sw_state_engine_stats *
 
 static bool stage_window(sw_state_engine *e, struct win *w, sw_err *err)
 {
+    /* The records that joined since the last commit, as one chunk. */
     uint64_t idx = w->retain ? 0 : w->n_committed;
+    size_t n = 0;
+    sw_buf_reset(&e->v);
     for (struct prec *p = w->ph; p != NULL; p = p->next, idx++) {
         if (idx < w->n_committed) {
             continue; /* durable since an earlier commit */
         }
-        sw_win_rec r = {p->scan_time, p->resolved, p->snapshot, p->clean,
-                        p->key,       p->json,     p->json_len};
-        sw_win_rec_key(&e->k, w->image, idx);
-        sw_buf_reset(&e->v);
+        sw_win_rec r = {p->scan_time, p->resolved, p->snapshot, p->clean, p->key,
+                        p->json,      p->json_len, p->hash,     p->omitted};
         sw_win_rec_encode(&r, &e->v);
+        n++;
+    }
+    w->n_chunks_staged = w->n_chunks;
+    if (n > 0) {
+        sw_win_rec_key(&e->k, w->image, w->n_chunks);
         if (!sw_buf_check(&e->k, err) || !sw_buf_check(&e->v, err)) {
             return false;
         }
         put(e, SW_CF_WINDOWS, e->k.data, e->k.len, e->v.data, e->v.len);
+        w->n_chunks_staged = w->n_chunks + 1;
     }
     sw_win_meta m;
     memset(&m, 0, sizeof m);
@@ -1231,6 +1508,7 @@ static bool stage_window(sw_state_engine *e, struct win *w, sw_err *err)
     m.max_scan = w->max_scan;
     m.last_event = w->last_event;
     m.n_records = w->n_records;
+    m.n_chunks = w->n_chunks_staged;
     m.all_snapshot = w->all_snapshot;
     m.has_clean = w->has_clean;
     m.capped = w->capped;
@@ -1290,12 +1568,16 @@ bool sw_state_engine_commit(sw_state_engine *e, sw_err *err)
     if (e->log_is_file && e->log_progress_dirty) {
         stage_log_progress(e);
     }
+    if (e->ov_failed) {
+        return sw_err_set(err, SW_E_NOMEM, "batch overlay");
+    }
     char *rerr = NULL;
-    rocksdb_write_writebatch_wi(e->st->db, checkpoint ? e->st->wo : e->st->wo_fast, e->wb, &rerr);
+    rocksdb_write(e->st->db, checkpoint ? e->st->wo : e->st->wo_fast, e->wb, &rerr);
     if (!sw_state_rerr(rerr, err, "commit")) {
         return false;
     }
-    rocksdb_writebatch_wi_clear(e->wb);
+    rocksdb_writebatch_clear(e->wb);
+    ov_clear(e);
     e->stats.commits++;
     /* The batch is durable: only now may its effects be forgotten in RAM. */
     while (e->dirty_head != NULL) {
@@ -1305,6 +1587,7 @@ bool sw_state_engine_commit(sw_state_engine *e, sw_err *err)
             w->retain = false;
         }
         w->n_committed = w->n_records;
+        w->n_chunks = w->n_chunks_staged;
         w->meta_committed = true;
         dirty_unlink(e, w);
     }
@@ -1347,6 +1630,7 @@ static bool load_window_cb(void *ctx, const char *k, size_t kl, const char *v, s
     w->last_event = m.last_event;
     w->last_wall = sw_time_now();
     w->n_records = w->n_committed = m.n_records;
+    w->n_chunks = w->n_chunks_staged = m.n_chunks;
     w->all_snapshot = m.all_snapshot;
     w->has_clean = m.has_clean;
     w->capped = m.capped;
@@ -1471,7 +1755,7 @@ sw_state_engine *sw_state_engine_new(sw_state *st, const sw_state_engine_opts *o
     sw_buf_init(&e->k, 0);
     sw_buf_init(&e->v, 0);
     sw_buf_init(&e->log_pending, 0);
-    e->wb = rocksdb_writebatch_wi_create(0, 1);
+    e->wb = rocksdb_writebatch_create();
     if (st->read_only) {
         sw_err_set(err, SW_E_STATE, "the state is open read-only");
         goto fail;
@@ -1490,7 +1774,7 @@ sw_state_engine *sw_state_engine_new(sw_state *st, const sw_state_engine_opts *o
         goto fail;
     }
     for (size_t i = 0; i < e->heap_n; i++) {
-        if (!load_T(e, e->heap[i]->image, &e->heap[i]->T, err)) {
+        if (!load_T(e, e->heap[i]->image, &e->heap[i]->T, &e->heap[i]->sum, err)) {
             goto fail;
         }
     }
@@ -1518,8 +1802,10 @@ void sw_state_engine_free(sw_state_engine *e)
     }
     free(e->parts);
     if (e->wb != NULL) {
-        rocksdb_writebatch_wi_destroy(e->wb);
+        rocksdb_writebatch_destroy(e->wb);
     }
+    ov_clear(e);
+    free(e->ov);
     if (e->log != NULL && e->log != stdout) {
         fclose(e->log);
     } else if (e->log == stdout) {

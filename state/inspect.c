@@ -110,39 +110,49 @@ bool sw_state_image_get(sw_state *st, const char *image, sw_state_image_fn fn, v
     return true;
 }
 
-struct set_iter {
-    size_t plen;
-    sw_state_set_fn fn;
-    void *ctx;
-};
-
-static bool set_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
-{
-    struct set_iter *si = ctx;
-    char *key = strndup(k + si->plen, kl - si->plen);
-    if (key == NULL) {
-        return false;
-    }
-    sw_dec d = sw_dec_init(v, vl);
-    sw_state_set_entry e;
-    e.key = key;
-    e.first_seen = sw_dec_i64(&d);
-    e.last_seen = sw_dec_i64(&d);
-    e.finding_json = sw_dec_bytes(&d, &e.finding_len);
-    bool more = d.bad || si->fn(si->ctx, &e);
-    free(key);
-    return more;
-}
-
+/* S is the entry list of the image record; each entry's finding JSON is a
+ * point read of the sets CF. */
 bool sw_state_set_iter(sw_state *st, const char *image, sw_state_set_fn fn, void *ctx, sw_err *err)
 {
-    sw_buf prefix;
-    sw_buf_init(&prefix, 0);
-    sw_key_set_prefix(&prefix, image);
-    struct set_iter si = {prefix.len, fn, ctx};
-    bool ok = sw_buf_check(&prefix, err) &&
-              sw_state_scan(st, SW_CF_SETS, prefix.data, prefix.len, set_cb, &si, err);
-    sw_buf_free(&prefix);
+    size_t vl = 0;
+    char *rerr = NULL;
+    char *v =
+        rocksdb_get_cf(st->db, st->ro, st->cf[SW_CF_IMAGES], image, strlen(image), &vl, &rerr);
+    if (!sw_state_rerr(rerr, err, "read image")) {
+        return false;
+    }
+    sw_state_image_rec r;
+    if (v == NULL || !sw_state_image_rec_decode(v, vl, &r)) {
+        rocksdb_free(v);
+        return true;
+    }
+    sw_buf k, key;
+    sw_buf_init(&k, 0);
+    sw_buf_init(&key, 0);
+    const unsigned char *p = r.entries, *end = (const unsigned char *)r.entries + r.entries_len;
+    sw_set_ent s;
+    bool ok = true, more = true;
+    while (ok && more && sw_set_ent_next(&p, end, &s)) {
+        sw_key_set_prefix(&k, image);
+        sw_buf_append(&k, s.key, s.key_len);
+        sw_buf_reset(&key);
+        sw_buf_append(&key, s.key, s.key_len);
+        ok = sw_buf_check(&k, err) && sw_buf_check(&key, err);
+        if (!ok) {
+            break;
+        }
+        size_t jl = 0;
+        char *j = rocksdb_get_cf(st->db, st->ro, st->cf[SW_CF_SETS], k.data, k.len, &jl, &rerr);
+        ok = sw_state_rerr(rerr, err, "read finding");
+        if (ok) {
+            sw_state_set_entry e = {key.data, s.first, s.last, j, j != NULL ? jl : 0};
+            more = fn(ctx, &e);
+        }
+        rocksdb_free(j);
+    }
+    sw_buf_free(&k);
+    sw_buf_free(&key);
+    rocksdb_free(v);
     return ok;
 }
 
@@ -154,12 +164,15 @@ struct win_iter {
 static bool win_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
 {
     struct win_iter *wi = ctx;
+    const unsigned char *p = (const unsigned char *)v, *end = p + vl;
     sw_win_rec r;
-    if (!sw_win_rec_decode(v, vl, &r)) {
-        return true;
+    while (sw_win_rec_next(&p, end, &r)) {
+        sw_state_pending pe = {r.key, r.resolved, r.snapshot, r.clean_marker, r.scan_time};
+        if (!wi->fn(wi->ctx, &pe)) {
+            return false;
+        }
     }
-    sw_state_pending p = {r.key, r.resolved, r.snapshot, r.clean_marker, r.scan_time};
-    return wi->fn(wi->ctx, &p);
+    return true;
 }
 
 bool sw_state_window_iter(sw_state *st, const char *image, sw_state_pending_fn fn, void *ctx,

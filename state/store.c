@@ -113,6 +113,16 @@ static bool check_schema(sw_state *st, bool fresh_allowed, sw_err *err)
                           "build understands up to %d); refusing to open it",
                           ver, SW_STATE_SCHEMA_VERSION);
     }
+    if (ver < SW_STATE_SCHEMA_VERSION) {
+        /* Version 1 kept one key per set entry with the full finding and one
+         * key per pending record; its data is rebuilt from the hub (or the
+         * input) rather than converted. */
+        return sw_err_set(err, SW_E_SCHEMA,
+                          "state was written by an older scanwatch (schema version %ld; this "
+                          "build reads version %d); rebuild it: move state_dir aside and run "
+                          "`scanwatch rebuild` (or `scanwatch process` on the input again)",
+                          ver, SW_STATE_SCHEMA_VERSION);
+    }
     st->schema = (int)ver;
     return true;
 }
@@ -857,7 +867,8 @@ bool sw_state_batch_commit(sw_state *st, sw_state_batch *b, sw_err *err)
 
 /* ---- image records ---- */
 
-void sw_state_image_rec_encode(const sw_state_image_rec *r, sw_buf *out)
+void sw_state_image_rec_encode(const sw_state_image_rec *r, const void *entries,
+                               size_t entries_len, sw_buf *out)
 {
     sw_enc_i64(out, r->last_scan);
     sw_enc_i64(out, r->last_apply);
@@ -866,6 +877,7 @@ void sw_state_image_rec_encode(const sw_state_image_rec *r, sw_buf *out)
     for (size_t i = 0; i < r->n_tags; i++) {
         sw_enc_str(out, r->tags[i]);
     }
+    sw_enc_bytes(out, entries, entries_len);
 }
 
 bool sw_state_image_rec_decode(const void *v, size_t n, sw_state_image_rec *r)
@@ -882,5 +894,65 @@ bool sw_state_image_rec_decode(const void *v, size_t n, sw_state_image_rec *r)
             r->tags[r->n_tags++] = t;
         }
     }
+    r->entries = sw_dec_bytes(&d, &r->entries_len);
     return !d.bad;
+}
+
+void sw_set_ent_encode(sw_buf *out, const sw_set_ent *e)
+{
+    sw_enc_bytes(out, e->key, e->key_len);
+    sw_enc_i64(out, e->first);
+    sw_enc_i64(out, e->last);
+    sw_enc_u64(out, e->hash);
+}
+
+bool sw_set_ent_next(const unsigned char **p, const unsigned char *end, sw_set_ent *e)
+{
+    if (*p == NULL || *p >= end) {
+        return false;
+    }
+    sw_dec d = sw_dec_init(*p, (size_t)(end - *p));
+    e->key = sw_dec_bytes(&d, &e->key_len);
+    e->first = sw_dec_i64(&d);
+    e->last = sw_dec_i64(&d);
+    e->hash = sw_dec_u64(&d);
+    if (d.bad || e->key == NULL) {
+        return false;
+    }
+    *p = d.p;
+    return true;
+}
+
+/* 8 bytes per step: a finding is hashed on every record of every rescan.
+ * Host byte order: a store moved to a machine of the other order only
+ * rewrites each finding's JSON once more. */
+static uint64_t fnv(uint64_t h, const char *p, size_t n)
+{
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w ^ ((uint64_t)n << 56)) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 32);
+}
+
+uint64_t sw_finding_content_hash(const char *json, size_t len)
+{
+    static const char member[] = "\"scan_time\":\"";
+    uint64_t h = 1469598103934665603ULL;
+    const char *m = json != NULL ? memmem(json, len, member, sizeof member - 1) : NULL;
+    if (m == NULL) {
+        return json != NULL ? fnv(h, json, len) : h;
+    }
+    /* An RFC 3339 value has no escapes: it ends at the next quote. */
+    const char *v = m + sizeof member - 1;
+    const char *q = memchr(v, '"', len - (size_t)(v - json));
+    h = fnv(h, json, (size_t)(v - json));
+    return q != NULL ? fnv(h, q, len - (size_t)(q - json)) : h;
 }

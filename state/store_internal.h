@@ -78,17 +78,40 @@ bool sw_state_prefix_iter_free(sw_state_piter *pi, sw_err *err);
 typedef bool (*sw_state_raw_fn)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
 bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_state_raw_fn fn,
                    void *ctx, sw_err *err);
-/* Image record (images CF) codec. */
+/*
+ * Image record (images CF): T, the wall time of the last apply, |S|, tags,
+ * then the set S itself as `findings` entries sorted by finding key (key,
+ * first seen, last seen, content hash). The finding JSON of each entry lives
+ * in the sets CF (hash8 image '\0' key -> JSON) and is rewritten only when its
+ * content hash changes, so an unchanged finding costs a few bytes per rescan.
+ */
 typedef struct sw_state_image_rec {
     sw_time_us last_scan;
     sw_time_us last_apply;
     uint64_t findings;
     size_t n_tags;
     const char *tags[64];
+    const void *entries; /* encoded entries (decode with sw_set_ent_next) */
+    size_t entries_len;
 } sw_state_image_rec;
 #define SW_STATE_MAX_TAGS 64
-void sw_state_image_rec_encode(const sw_state_image_rec *r, sw_buf *out);
+/* Encodes r with the given encoded entries (r->entries is ignored). */
+void sw_state_image_rec_encode(const sw_state_image_rec *r, const void *entries,
+                               size_t entries_len, sw_buf *out);
 bool sw_state_image_rec_decode(const void *v, size_t n, sw_state_image_rec *r);
+/* One entry of S; key points into the encoded bytes (not NUL-terminated). */
+typedef struct sw_set_ent {
+    const char *key;
+    size_t key_len;
+    sw_time_us first, last;
+    uint64_t hash;
+} sw_set_ent;
+void sw_set_ent_encode(sw_buf *out, const sw_set_ent *e);
+/* Decodes the next entry; false at the end or on malformed bytes. */
+bool sw_set_ent_next(const unsigned char **p, const unsigned char *end, sw_set_ent *e);
+/* Hash of a finding's JSON without its scan_time value (which changes on
+ * every rescan while the finding does not). */
+uint64_t sw_finding_content_hash(const char *json, size_t len);
 /* Checkpoint value codec. */
 void sw_state_checkpoint_encode(const sw_state_checkpoint *cp, sw_buf *out);
 bool sw_state_checkpoint_decode(const void *v, size_t n, sw_state_checkpoint *cp);

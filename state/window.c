@@ -35,6 +35,7 @@ void sw_win_meta_encode(const sw_win_meta *m, sw_buf *out)
     sw_enc_i64(out, m->max_scan);
     sw_enc_i64(out, m->last_event);
     sw_enc_u64(out, m->n_records);
+    sw_enc_u64(out, m->n_chunks);
     sw_enc_u64(out, (m->all_snapshot ? 1u : 0u) | (m->has_clean ? 2u : 0u) | (m->capped ? 4u : 0u));
     sw_enc_u64(out, m->n_tags);
     for (size_t i = 0; i < m->n_tags; i++) {
@@ -56,6 +57,7 @@ bool sw_win_meta_decode(const void *v, size_t n, sw_win_meta *m)
     m->max_scan = sw_dec_i64(&d);
     m->last_event = sw_dec_i64(&d);
     m->n_records = sw_dec_u64(&d);
+    m->n_chunks = sw_dec_u64(&d);
     uint64_t flags = sw_dec_u64(&d);
     m->all_snapshot = (flags & 1u) != 0;
     m->has_clean = (flags & 2u) != 0;
@@ -77,21 +79,31 @@ bool sw_win_meta_decode(const void *v, size_t n, sw_win_meta *m)
 void sw_win_rec_encode(const sw_win_rec *r, sw_buf *out)
 {
     sw_enc_i64(out, r->scan_time);
-    sw_enc_u64(out,
-               (r->resolved ? 1u : 0u) | (r->snapshot ? 2u : 0u) | (r->clean_marker ? 4u : 0u));
+    sw_enc_u64(out, (r->resolved ? 1u : 0u) | (r->snapshot ? 2u : 0u) |
+                        (r->clean_marker ? 4u : 0u) | (r->omitted ? 8u : 0u));
     sw_enc_str(out, r->key);
-    sw_enc_bytes(out, r->json, r->json_len);
+    sw_enc_bytes(out, r->omitted ? NULL : r->json, r->omitted ? 0 : r->json_len);
+    sw_enc_u64(out, r->hash);
 }
 
-bool sw_win_rec_decode(const void *v, size_t n, sw_win_rec *r)
+bool sw_win_rec_next(const unsigned char **p, const unsigned char *end, sw_win_rec *r)
 {
-    sw_dec d = sw_dec_init(v, n);
+    if (*p == NULL || *p >= end) {
+        return false;
+    }
+    sw_dec d = sw_dec_init(*p, (size_t)(end - *p));
     r->scan_time = sw_dec_i64(&d);
     uint64_t flags = sw_dec_u64(&d);
     r->resolved = (flags & 1u) != 0;
     r->snapshot = (flags & 2u) != 0;
     r->clean_marker = (flags & 4u) != 0;
+    r->omitted = (flags & 8u) != 0;
     r->key = sw_dec_str(&d);
     r->json = sw_dec_bytes(&d, &r->json_len);
-    return !d.bad;
+    r->hash = sw_dec_u64(&d);
+    if (d.bad) {
+        return false;
+    }
+    *p = d.p;
+    return true;
 }

@@ -21,3 +21,13 @@ add_test(NAME state_cli
           ${CMAKE_CURRENT_BINARY_DIR}/state_cli.work)
 set_tests_properties(state_cli PROPERTIES LABELS unit TIMEOUT 300)
 set_tests_properties(test_state_property PROPERTIES TIMEOUT 900)
+
+# Hand-written streams with hand-written expected diff records (tests/data/streams/);
+# node (scripts/install-deps) compares the records.
+find_program(SW_NODE node)
+add_test(NAME state_streams
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/state_streams.sh $<TARGET_FILE:scanwatch>
+          ${PROJECT_SOURCE_DIR}/tests/data/streams ${CMAKE_CURRENT_SOURCE_DIR}/state_streams_compare.mjs
+          "${SW_NODE}"
+          ${CMAKE_CURRENT_BINARY_DIR}/state_streams.work)
+set_tests_properties(state_streams PROPERTIES LABELS unit TIMEOUT 300)

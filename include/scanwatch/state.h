@@ -36,8 +36,10 @@
 #include "scanwatch/error.h"
 #include "scanwatch/swtime.h"
 
-/* The schema this build writes. A store with a higher version is refused. */
-#define SW_STATE_SCHEMA_VERSION 1
+/* The schema this build writes and reads. A store with another version is
+ * refused with a message naming both (2: sets and pending records compacted;
+ * see docs/state.md). */
+#define SW_STATE_SCHEMA_VERSION 2
 
 typedef struct sw_state sw_state;
 
@@ -185,7 +187,10 @@ typedef struct sw_state_set_entry {
     const char *key;
     sw_time_us first_seen; /* scan times */
     sw_time_us last_seen;
-    const char *finding_json; /* the normalized finding, as decode prints it */
+    /* The normalized finding as decode prints it, as last reported with a
+     * different content: a rescan that only changes its scan_time does not
+     * rewrite it, so its scan_time can be older than last_seen. */
+    const char *finding_json;
     size_t finding_len;
 } sw_state_set_entry;
 typedef bool (*sw_state_set_fn)(void *ctx, const sw_state_set_entry *e);

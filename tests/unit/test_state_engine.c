@@ -447,6 +447,101 @@ static void test_diff_basis_tag(void **state)
     expect_diff(f, "A", "");
 }
 
+struct set_grab {
+    char keys[256];
+    char json[1024];
+    sw_time_us last_b;
+};
+
+static bool set_grab_cb(void *ctx, const sw_state_set_entry *e)
+{
+    struct set_grab *g = ctx;
+    size_t n = strlen(g->keys), m = strlen(g->json);
+    snprintf(g->keys + n, sizeof g->keys - n, "%s%s", n > 0 ? "," : "", e->key);
+    snprintf(g->json + m, sizeof g->json - m, "%.*s", (int)e->finding_len,
+             e->finding_json != NULL ? e->finding_json : "");
+    if (strcmp(e->key, "B") == 0) {
+        g->last_b = e->last_seen;
+    }
+    return true;
+}
+
+/*
+ * Everything in ONE commit batch: the engine's batch has no index, so its
+ * own writes (image records, tag pointers, the base's finding JSON) must be
+ * read back through its overlay. d1 is scanned twice (rule a applies the
+ * first window while the second opens), then d2, a rebuild of the same tag
+ * with a delta window, inherits d1's set including the JSON.
+ */
+static void test_read_back_in_one_batch(void **state)
+{
+    fx *f = *state;
+    f->o.diff_basis = SW_DIFF_BASIS_TAG;
+    fx_reopen_engine(f);
+    const char *d1 = "reg.io/app@sha256:11", *d2 = "reg.io/app@sha256:22";
+    add_ex(f, d1, "A", ACTIVE, T0, SNAP, false, T0, "v1");
+    add_ex(f, d1, "B", ACTIVE, T0, SNAP, false, T0, "v1");
+    /* Rescan of d1 a day later: A unchanged (only scan_time differs), B gone, C new. */
+    add_ex(f, d1, "A", ACTIVE, T0 + S(86400), SNAP, false, T0 + S(86400), "v1");
+    add_ex(f, d1, "C", ACTIVE, T0 + S(86400), SNAP, false, T0 + S(86400), "v1");
+    /* Rebuild d2 of tag v1, delta records: D new; A and C inherited. */
+    add_ex(f, d2, "D", ACTIVE, T0 + S(2 * 86400), PLAIN, false, T0 + S(2 * 86400), "v1");
+    close_commit(f);
+    expect_diff(f, "A,B", "");
+    expect_diff(f, "C", "B");
+    cJSON *d = next_diff(f);
+    assert_non_null(d);
+    char nk[64], rk[64];
+    keys_of(d, "new", nk, sizeof nk);
+    keys_of(d, "resolved", rk, sizeof rk);
+    assert_string_equal(nk, "D");
+    assert_string_equal(rk, "");
+    assert_int_equal(cJSON_GetObjectItem(d, "unchanged")->valueint, 2);
+    assert_string_equal(cJSON_GetObjectItem(d, "base_image")->valuestring, d1);
+    cJSON_Delete(d);
+    expect_no_diff(f);
+    /* d2's set: the inherited entries carry d1's finding JSON. */
+    struct set_grab g;
+    memset(&g, 0, sizeof g);
+    sw_err err;
+    assert_true(sw_state_set_iter(f->st, d2, set_grab_cb, &g, &err));
+    assert_string_equal(g.keys, "A,C,D");
+    assert_non_null(strstr(g.json, "{\"key\":\"A\""));
+    assert_non_null(strstr(g.json, "{\"key\":\"C\""));
+    assert_non_null(strstr(g.json, "{\"key\":\"D\""));
+    /* d1's set after its rescan: A (JSON as first reported: same content
+     * apart from scan_time) and C; B is gone. */
+    memset(&g, 0, sizeof g);
+    assert_true(sw_state_set_iter(f->st, d1, set_grab_cb, &g, &err));
+    assert_string_equal(g.keys, "A,C");
+}
+
+/* A finding whose content changes (not only its scan_time) gets its stored
+ * JSON rewritten; one that only gets rescanned keeps it and a new last seen. */
+static void test_set_entry_content(void **state)
+{
+    fx *f = *state;
+    add_ex(f, IMG, "A", ACTIVE, T0, SNAP, false, T0, NULL);
+    add_ex(f, IMG, "B", ACTIVE, T0, SNAP, false, T0, NULL);
+    close_commit(f);
+    expect_diff(f, "A,B", "");
+    /* Rescan: the fixture's JSON carries the scan time in a "scan" member
+     * (not "scan_time", which the content hash ignores): a content change. */
+    add_ex(f, IMG, "A", ACTIVE, T0 + S(86400), SNAP, false, T0 + S(86400), NULL);
+    add_ex(f, IMG, "B", ACTIVE, T0 + S(86400), SNAP, false, T0 + S(86400), NULL);
+    close_commit(f);
+    expect_no_diff(f);
+    struct set_grab g;
+    memset(&g, 0, sizeof g);
+    sw_err err;
+    assert_true(sw_state_set_iter(f->st, IMG, set_grab_cb, &g, &err));
+    assert_string_equal(g.keys, "A,B");
+    assert_int_equal(g.last_b, T0 + S(86400));
+    char want[64];
+    snprintf(want, sizeof want, "\"scan\":%lld", (long long)((T0 + S(86400)) / 1000000));
+    assert_non_null(strstr(g.json, want));
+}
+
 static void test_close_by_event_time(void **state)
 {
     fx *f = *state;
@@ -647,6 +742,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unchanged_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_baseline_until, setup, teardown),
         cmocka_unit_test_setup_teardown(test_diff_basis_tag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_back_in_one_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_entry_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_event_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_wall_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_window_durable, setup, teardown),

@@ -67,6 +67,37 @@ static void test_open_schema(void **unused)
     assert_non_null(strstr(err.msg, "schema version 7"));
     sw_test_rmdir(dir);
     free(dir);
+
+    /* An older schema (1: one key per set entry and pending record) is
+     * refused too, naming both versions and what to do. */
+    dir = sw_test_tmpdir("store-old");
+    st = open_dir(dir, false, &err);
+    assert_non_null(st);
+    sw_state_close(st);
+    o = rocksdb_options_create();
+    for (int i = 0; i < 10; i++) {
+        cfo[i] = o;
+    }
+    db = rocksdb_open_column_families(o, dir, 10, names, cfo, h, &rerr);
+    assert_null(rerr);
+    wo = rocksdb_writeoptions_create();
+    rocksdb_put_cf(db, wo, h[1], "schema_version", 14, "1", 1, &rerr);
+    assert_null(rerr);
+    for (int i = 0; i < 10; i++) {
+        rocksdb_column_family_handle_destroy(h[i]);
+    }
+    rocksdb_close(db);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_options_destroy(o);
+    st = open_dir(dir, false, &err);
+    assert_null(st);
+    assert_int_equal(err.code, SW_E_SCHEMA);
+    assert_non_null(strstr(err.msg, "older scanwatch (schema version 1"));
+    char want[64];
+    snprintf(want, sizeof want, "reads version %d", SW_STATE_SCHEMA_VERSION);
+    assert_non_null(strstr(err.msg, want));
+    sw_test_rmdir(dir);
+    free(dir);
 }
 
 static void test_checkpoints(void **unused)
