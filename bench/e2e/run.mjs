@@ -1,7 +1,7 @@
 // End-to-end benchmark driver (docs/benchmarks.md, section "e2e"); bench/e2e/run wraps it.
 //
 //   node bench/e2e/run.mjs --build DIR [--images N] [--findings-per-image 10] [--rescans 1]
-//        [--partitions 4] [--rounds 5] [--modes bare,e2e,parse,rocksdb,js] [--js-events N]
+//        [--churn 0.1] [--partitions 4] [--rounds 5] [--modes bare,e2e,parse,rocksdb,js] [--js-events N]
 //        [--mail-mode per_image|digest] [--live-rate EV_PER_S --live-seconds S]
 //        [--work DIR] [--out FILE] [--label TEXT]
 //
@@ -48,6 +48,7 @@ const BUILD = resolve(argOf("--build", process.env.SW_BUILD_DIR ?? join(root, "b
 const IMAGES = num("--images", 1000);
 const PER_IMAGE = num("--findings-per-image", 10);
 const RESCANS = num("--rescans", 1);
+const CHURN = num("--churn", 0.1);
 const PARTS = num("--partitions", 4);
 const ROUNDS = num("--rounds", 5);
 const MODES = argOf("--modes", "bare,e2e,parse,rocksdb,js").split(",").filter((m) => m);
@@ -151,7 +152,7 @@ function procMem(pid) {
 const streamPath = join(WORK, "stream.ndjson");
 function generate(path, images, seed, start) {
   const argv = ["--seed", String(seed), "--images", String(images), "--findings", String(PER_IMAGE),
-    "--rescans", String(RESCANS), "--churn", "0.1", "--mix", "1,18,1", "--casing", "mixed",
+    "--rescans", String(RESCANS), "--churn", String(CHURN), "--mix", "1,18,1", "--casing", "mixed",
     "--out", path];
   if (start) argv.push("--start", start);
   const r = spawnSync(bins.gen, argv);
