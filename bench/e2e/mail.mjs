@@ -144,6 +144,7 @@ async function run(mode) {
     if (ev >= events && win >= 2 * IMAGES) break;
     await sleep(500);
   }
+  diffs = await metric(mport, "scanwatch_diff_records_total");
   if (mode === "per_image") {
     while ((await metric(mport, "scanwatch_outbox_depth")) !== 0 || mails(mailDir).length < diffs) {
       if (Date.now() - t0 > 1800000) throw new Error("per_image: mails did not all arrive");
@@ -182,3 +183,5 @@ try {
   children.forEach((c) => c.kill("SIGKILL"));
   if (!args.includes("--keep")) rmSync(WORK, { recursive: true, force: true });
 }
+// Sockets of the SDK producer or fetch may linger; the results are written.
+process.exit(process.exitCode ?? 0);

@@ -450,3 +450,5 @@ try {
   cleanup();
   if (!args.includes("--keep")) rmSync(WORK, { recursive: true, force: true });
 }
+// Sockets of the SDK producer or fetch may linger; the results are written.
+process.exit(process.exitCode ?? 0);
