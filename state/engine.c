@@ -2,12 +2,16 @@
  * The rescan engine: windows, the diff, and the one WriteBatch per processed
  * batch of events (see state_engine.h).
  *
- * In RAM: one small struct per open window (times, flags, tags, positions)
- * plus the records that arrived since the last commit. Records of earlier
- * batches live only in the windows column family, so memory is bounded by
- * the number of open windows and the batch size, not by the stream.
- * All writes of a batch go to one WriteBatchWithIndex, so that a window
- * applied twice in one batch (or a tag-basis diff) reads its own writes.
+ * In RAM: one small struct per open window (times, flags, tags, positions,
+ * the image record read when it opened) plus copies of its records (all of
+ * them while they fit in window_cache_bytes, else those since the last
+ * commit). Records of earlier batches live in the windows column family, so
+ * memory is bounded by the open windows, the cache and the batch size, not
+ * by the stream.
+ * All writes of a batch go to one plain WriteBatch; the keys read back
+ * within a batch (image records, tag pointers, tag-basis finding JSON) are
+ * also kept in an overlay, so a window applied twice in one batch (or a
+ * tag-basis diff) reads its own writes.
  */
 #include "store_internal.h"
 
@@ -189,8 +193,8 @@ static void ov_clear(sw_state_engine *e)
 }
 
 /* Records a write for read-back; false on allocation failure. */
-static bool ov_set(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, const void *v,
-                   size_t vl, bool deleted)
+static bool ov_set(sw_state_engine *e, sw_cf cf, const void *k, size_t kl, const void *v, size_t vl,
+                   bool deleted)
 {
     if (e->ov_n + 1 > e->ov_cap) {
         size_t cap = e->ov_cap ? e->ov_cap * 2 : 256;
@@ -870,8 +874,8 @@ static int ent_cmp(const sw_set_ent *s, const char *key)
 }
 
 /* diff_basis = tag: the base's finding JSON, copied to the new digest. */
-static bool copy_json(sw_state_engine *e, const char *base, const char *target,
-                      const sw_set_ent *s, sw_err *err)
+static bool copy_json(sw_state_engine *e, const char *base, const char *target, const sw_set_ent *s,
+                      sw_err *err)
 {
     set_key(&e->k, base, s->key, s->key_len);
     size_t vl = 0;
@@ -1486,7 +1490,7 @@ static bool stage_window(sw_state_engine *e, struct win *w, sw_err *err)
         if (idx < w->n_committed) {
             continue; /* durable since an earlier commit */
         }
-        sw_win_rec r = {p->scan_time, p->resolved, p->snapshot, p->clean, p->key,
+        sw_win_rec r = {p->scan_time, p->resolved, p->snapshot, p->clean,  p->key,
                         p->json,      p->json_len, p->hash,     p->omitted};
         sw_win_rec_encode(&r, &e->v);
         n++;

@@ -867,8 +867,8 @@ bool sw_state_batch_commit(sw_state *st, sw_state_batch *b, sw_err *err)
 
 /* ---- image records ---- */
 
-void sw_state_image_rec_encode(const sw_state_image_rec *r, const void *entries,
-                               size_t entries_len, sw_buf *out)
+void sw_state_image_rec_encode(const sw_state_image_rec *r, const void *entries, size_t entries_len,
+                               sw_buf *out)
 {
     sw_enc_i64(out, r->last_scan);
     sw_enc_i64(out, r->last_apply);

@@ -96,8 +96,8 @@ typedef struct sw_state_image_rec {
 } sw_state_image_rec;
 #define SW_STATE_MAX_TAGS 64
 /* Encodes r with the given encoded entries (r->entries is ignored). */
-void sw_state_image_rec_encode(const sw_state_image_rec *r, const void *entries,
-                               size_t entries_len, sw_buf *out);
+void sw_state_image_rec_encode(const sw_state_image_rec *r, const void *entries, size_t entries_len,
+                               sw_buf *out);
 bool sw_state_image_rec_decode(const void *v, size_t n, sw_state_image_rec *r);
 /* One entry of S; key points into the encoded bytes (not NUL-terminated). */
 typedef struct sw_set_ent {

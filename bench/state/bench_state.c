@@ -307,6 +307,7 @@ int main(int argc, char **argv)
            "\"findings_per_thread_cpu_s\":%.0f,\"peak_rss_kb\":%ld,\"disk_bytes\":%" PRIu64
            ",\"diff_records\":%" PRIu64 "}\n",
            c.mode, c.findings, c.images, secs, (double)c.findings / secs, cpu,
-           (double)c.findings / cpu, tcpu, (double)c.findings / tcpu, ru.ru_maxrss, disk_total, diffs);
+           (double)c.findings / cpu, tcpu, (double)c.findings / tcpu, ru.ru_maxrss, disk_total,
+           diffs);
     return 0;
 }

@@ -6,7 +6,8 @@
  * lives in state_engine.h.
  *
  * Column families: meta (schema version, counters), images (per image: last
- * applied scan time T, tags), sets (image "\0" finding key -> summary), windows
+ * applied scan time T, tags, the set S: keys, first/last seen, content
+ * hashes), sets (image "\0" finding key -> finding JSON), windows
  * (open windows and their pending records), checkpoints (partition id ->
  * position), outbox (uint64 sequence -> diff record JSON), dead_letter
  * (uint64 sequence -> bad event), tags (repo:tag -> latest image, for
