@@ -64,7 +64,7 @@ const WORK = resolve(argOf("--work", join(tmpdir(), `sw-e2e-${process.pid}`)));
 const SDK_DIR = join(root, "tests", "sdk");
 
 const bins = {
-  scanwatch: join(BUILD, "consumer", "scanwatch"),
+  scanwatch: resolve(argOf("--scanwatch", join(BUILD, "consumer", "scanwatch"))), // e.g. a before/after build
   emulator: join(BUILD, "emulator", "scanwatch-emulator"),
   gen: join(BUILD, "tests", "gen", "sw-gen"),
   receive: join(BUILD, "bench", "receive", "sw-bench-receive"),
