@@ -22,7 +22,7 @@
 // Every measurement is one JSON line on stdout (and in --out); a summary line
 // {"summary":...} with medians, min, max and ratios ends the output.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync, readdirSync, existsSync } from "node:fs";
+import { openSync, readSync, closeSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync, readdirSync, existsSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createRequire } from "node:module";
@@ -158,10 +158,14 @@ function generate(path, images, seed, start) {
   const r = spawnSync(bins.gen, argv);
   if (r.status !== 0) throw new Error(`sw-gen: ${r.stderr}`);
   const st = statSync(path);
-  // one line per event; count them without holding the file as a JS string
-  const buf = readFileSync(path);
+  // one line per event; counted in chunks (streams of 1M+ events exceed 2 GiB)
   let lines = 0;
-  for (let i = 0; i < buf.length; i++) if (buf[i] === 10) lines++;
+  const fd = openSync(path, "r");
+  const chunk = Buffer.alloc(1 << 22);
+  for (let got; (got = readSync(fd, chunk, 0, chunk.length, null)) > 0;) {
+    for (let i = 0; i < got; i++) if (chunk[i] === 10) lines++;
+  }
+  closeSync(fd);
   return { events: lines, bytes: st.size - lines };
 }
 const t0gen = Date.now();
