@@ -106,7 +106,7 @@ function gnuplot(script) {
 }
 if (plots) {
   const tmp = mkdtempSync(join(tmpdir(), "sw-e2e-plot-"));
-  const term = "set terminal pngcairo size 900,480 font 'sans,10'\n";
+  const term = "set terminal pngcairo noenhanced size 900,480 font 'sans,10'\n";
   if (sizes.length) {
     const d = join(tmp, "size.dat");
     writeFileSync(d, sizes.map(({ r }) => `${r.findings} ${r.findings_per_s} ${r.peak_rss_kb / 1024}`).join("\n") + "\n");
