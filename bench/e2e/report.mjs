@@ -24,7 +24,7 @@ const f2 = (x) => (x == null ? "–" : x.toFixed(2));
 const mib = (kb) => (kb == null ? "–" : (kb / 1024).toFixed(0));
 const rng = (s, f) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : "–");
 
-const main = sums.find((s) => s.label === "main");
+const main = sums.find((s) => s.label === "main") ?? sums.find((s) => s.e2e && (s.bare || s.parse));
 if (main) {
   const e = main.e2e;
   console.log(`### e2e: ${f0(main.events)} events (${(main.bytes / 1e6).toFixed(0)} MB), ${main.images.toLocaleString("en-US")} images, ` +
