@@ -23,6 +23,10 @@ struct sw_pipeline {
     sw_route_scratch *routed;
     sw_metric *m_events, *m_findings, *m_bad, *m_skipped;
     int64_t max_skew; /* max_scan_time_skew (SW_CLOCK_ENQUEUED) */
+    /* Label sets of the last partition counted: formatted once per partition change,
+     * not per event (events arrive in runs of one partition's batch). */
+    char label_part[96]; /* longer ids are reformatted per event (correct, slower) */
+    char labels_shape[SW_SHAPE_COUNT + 2][256]; /* shapes, then "skipped", "bad" */
 };
 
 sw_pipeline *sw_pipeline_new(const sw_config *cfg, sw_state_engine *eng, sw_metrics *metrics,
@@ -55,8 +59,7 @@ sw_pipeline *sw_pipeline_new(const sw_config *cfg, sw_state_engine *eng, sw_metr
             sw_metrics_define(metrics, SW_METRIC_COUNTER, "scanwatch_findings_total",
                               "Container findings decoded, by partition and shape.", NULL, 0);
         pl->m_bad = sw_metrics_define(metrics, SW_METRIC_COUNTER, "scanwatch_bad_events_total",
-                                      "Bad events written to the dead letter, by reason.", NULL,
-                                      0);
+                                      "Bad events written to the dead letter, by reason.", NULL, 0);
         pl->m_skipped =
             sw_metrics_define(metrics, SW_METRIC_COUNTER, "scanwatch_skipped_records_total",
                               "Records that are not container findings, by kind.", NULL, 0);
@@ -110,8 +113,10 @@ static bool on_finding(void *ctx, const sw_finding *f)
         pl->failed = !sw_buf_check(&pl->json, &pl->err);
         return false;
     }
-    sw_buf_printf(&pl->repo, "%s/%s", f->registry != NULL ? f->registry : "",
-                  f->repository != NULL ? f->repository : "");
+    /* appends, not a printf: this runs once per finding */
+    sw_buf_append_str(&pl->repo, f->registry != NULL ? f->registry : "");
+    sw_buf_append_char(&pl->repo, '/');
+    sw_buf_append_str(&pl->repo, f->repository != NULL ? f->repository : "");
     if (pl->clock == SW_CLOCK_SCAN_TIME &&
         (pl->event_time == SW_TIME_UNSET || f->scan_time > pl->event_time)) {
         pl->event_time = f->scan_time;
@@ -137,26 +142,42 @@ static bool on_finding(void *ctx, const sw_finding *f)
     return true;
 }
 
+/* The label sets of pl->pos.partition, formatted when the partition changes. */
+static void part_labels(sw_pipeline *pl)
+{
+    const char *id = pl->pos.partition != NULL ? pl->pos.partition : "";
+    if (pl->labels_shape[0][0] != '\0' && strcmp(id, pl->label_part) == 0) {
+        return;
+    }
+    snprintf(pl->label_part, sizeof pl->label_part, "%s", id);
+    char part[96];
+    sw_metrics_label_escape(id, part, sizeof part);
+    for (int s = 0; s < SW_SHAPE_COUNT + 2; s++) {
+        const char *shape = s < SW_SHAPE_COUNT    ? sw_shape_name((sw_shape)s)
+                            : s == SW_SHAPE_COUNT ? "skipped"
+                                                  : "bad";
+        snprintf(pl->labels_shape[s], sizeof pl->labels_shape[s], "partition=\"%s\",shape=\"%s\"",
+                 part, shape);
+    }
+}
+
 static void count(sw_pipeline *pl, const sw_decode_result *res, bool ok)
 {
-    char labels[256], part[96];
-    sw_metrics_label_escape(pl->pos.partition, part, sizeof part);
-    const char *shape = "skipped";
+    char labels[256];
+    part_labels(pl);
+    int shape = SW_SHAPE_COUNT; /* skipped */
     if (!ok) {
-        shape = "bad";
+        shape = SW_SHAPE_COUNT + 1;
     } else if (res->findings > 0) {
-        shape = sw_shape_name(res->by_shape[SW_SHAPE_MDVM] > 0         ? SW_SHAPE_MDVM
-                              : res->by_shape[SW_SHAPE_QUALYS] > 0     ? SW_SHAPE_QUALYS
-                              : res->by_shape[SW_SHAPE_INDIVIDUAL] > 0 ? SW_SHAPE_INDIVIDUAL
-                                                                       : SW_SHAPE_MDVM);
+        shape = res->by_shape[SW_SHAPE_MDVM] > 0         ? SW_SHAPE_MDVM
+                : res->by_shape[SW_SHAPE_QUALYS] > 0     ? SW_SHAPE_QUALYS
+                : res->by_shape[SW_SHAPE_INDIVIDUAL] > 0 ? SW_SHAPE_INDIVIDUAL
+                                                         : SW_SHAPE_MDVM;
     }
-    snprintf(labels, sizeof labels, "partition=\"%s\",shape=\"%s\"", part, shape);
-    sw_metric_add(pl->m_events, labels, 1);
+    sw_metric_add(pl->m_events, pl->labels_shape[shape], 1);
     for (int s = 0; s < SW_SHAPE_COUNT; s++) {
         if (res->by_shape[s] > 0) {
-            snprintf(labels, sizeof labels, "partition=\"%s\",shape=\"%s\"", part,
-                     sw_shape_name((sw_shape)s));
-            sw_metric_add(pl->m_findings, labels, (double)res->by_shape[s]);
+            sw_metric_add(pl->m_findings, pl->labels_shape[s], (double)res->by_shape[s]);
         }
     }
     if (!ok) {
@@ -251,7 +272,8 @@ bool sw_pipeline_routed_event(sw_pipeline *pl, const sw_state_pos *pos, const vo
         sw_shape shape = SW_SHAPE_MDVM;
         const char *sh = strstr(r.rec.finding_json, "\"shape\":\"");
         for (int i = 0; sh != NULL && i < SW_SHAPE_COUNT; i++) {
-            if (strncmp(sh + 9, sw_shape_name((sw_shape)i), strlen(sw_shape_name((sw_shape)i))) == 0) {
+            if (strncmp(sh + 9, sw_shape_name((sw_shape)i), strlen(sw_shape_name((sw_shape)i))) ==
+                0) {
                 shape = (sw_shape)i;
             }
         }
