@@ -34,6 +34,7 @@
 #include "scanwatch/buf.h"
 #include "scanwatch/decode.h"
 #include "scanwatch/finding.h"
+#include "../common/floor_db.h"
 
 typedef struct line {
     const char *p;
@@ -211,33 +212,13 @@ static int run_rocksdb(const stream *s, const char *dir, uint64_t batch)
         return 1;
     }
 
-    /* The options of bench/state's floor (= the store's RocksDB tuning). */
-    rocksdb_options_t *o = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(o, 1);
-    rocksdb_options_set_write_buffer_size(o, (size_t)4 << 20);
-    rocksdb_options_set_max_write_buffer_number(o, 2);
-    rocksdb_options_set_db_write_buffer_size(o, (size_t)12 << 20);
-    rocksdb_options_set_max_total_wal_size(o, (size_t)16 << 20);
-    rocksdb_options_set_max_background_jobs(o, 2);
-    rocksdb_options_set_compression(o, rocksdb_lz4_compression);
-    rocksdb_options_set_max_open_files(o, 256);
-    rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t)16 << 20);
-    rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
-    rocksdb_block_based_options_set_block_cache(t, cache);
-    rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
-    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(t, 1);
-    rocksdb_block_based_options_set_index_type(
-        t, rocksdb_block_based_table_index_type_two_level_index_search);
-    rocksdb_block_based_options_set_partition_filters(t, 1);
-    rocksdb_block_based_options_set_metadata_block_size(t, 4096);
-    rocksdb_block_based_options_set_filter_policy(t, rocksdb_filterpolicy_create_bloom_full(10));
-    rocksdb_options_set_block_based_table_factory(o, t);
     char *rerr = NULL;
     struct rusage r0, r1;
     getrusage(RUSAGE_SELF, &r0);
     double t0 = mono_s();
-    rocksdb_t *db = rocksdb_open(o, dir, &rerr);
-    if (rerr != NULL) {
+    /* The floor database: the store's RocksDB tuning (bench/common/floor_db.c). */
+    sw_bench_floor fl;
+    if (!sw_bench_floor_open(&fl, dir, &rerr)) {
         fprintf(stderr, "sw-bench-e2e-floor: %s: %s\n", dir, rerr);
         return 1;
     }
@@ -254,13 +235,13 @@ static int run_rocksdb(const stream *s, const char *dir, uint64_t batch)
         rocksdb_writebatch_put(wb, key, kl, key + kl, vl);
         at += 8 + (size_t)kl + vl;
         if (++in_batch >= batch) {
-            rocksdb_write(db, wo, wb, &rerr);
+            rocksdb_write(fl.db, wo, wb, &rerr);
             rocksdb_writebatch_clear(wb);
             in_batch = 0;
         }
     }
     if (rerr == NULL && in_batch > 0) {
-        rocksdb_write(db, wo, wb, &rerr);
+        rocksdb_write(fl.db, wo, wb, &rerr);
     }
     double secs = mono_s() - t0;
     getrusage(RUSAGE_SELF, &r1);
@@ -275,10 +256,7 @@ static int run_rocksdb(const stream *s, const char *dir, uint64_t batch)
     report("rocksdb", k.n, k.blob.len, secs, cpu);
     rocksdb_writebatch_destroy(wb);
     rocksdb_writeoptions_destroy(wo);
-    rocksdb_close(db);
-    rocksdb_options_destroy(o);
-    rocksdb_block_based_options_destroy(t);
-    rocksdb_cache_destroy(cache);
+    sw_bench_floor_close(&fl);
     sw_buf_free(&k.blob);
     sw_buf_free(&k.json);
     return 0;

@@ -32,6 +32,7 @@
 #include "scanwatch/finding.h"
 #include "scanwatch/state.h"
 #include "scanwatch/state_engine.h"
+#include "../common/floor_db.h"
 
 #define PER_SCAN 10
 
@@ -175,32 +176,12 @@ static int run_engine(const cfg *c, uint64_t *diffs)
     return 0;
 }
 
-/* The same RocksDB tuning as state/store.c, one column family. */
+/* Raw Puts into the floor database (bench/common/floor_db.c: the store's tuning). */
 static int run_floor(const cfg *c)
 {
-    rocksdb_options_t *o = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(o, 1);
-    rocksdb_options_set_write_buffer_size(o, (size_t)4 << 20);
-    rocksdb_options_set_max_write_buffer_number(o, 2);
-    rocksdb_options_set_db_write_buffer_size(o, (size_t)12 << 20);
-    rocksdb_options_set_max_total_wal_size(o, (size_t)16 << 20);
-    rocksdb_options_set_max_background_jobs(o, 2);
-    rocksdb_options_set_compression(o, rocksdb_lz4_compression);
-    rocksdb_options_set_max_open_files(o, 256);
-    rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t)16 << 20);
-    rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
-    rocksdb_block_based_options_set_block_cache(t, cache);
-    rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
-    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(t, 1);
-    rocksdb_block_based_options_set_index_type(
-        t, rocksdb_block_based_table_index_type_two_level_index_search);
-    rocksdb_block_based_options_set_partition_filters(t, 1);
-    rocksdb_block_based_options_set_metadata_block_size(t, 4096);
-    rocksdb_block_based_options_set_filter_policy(t, rocksdb_filterpolicy_create_bloom_full(10));
-    rocksdb_options_set_block_based_table_factory(o, t);
     char *rerr = NULL;
-    rocksdb_t *db = rocksdb_open(o, c->dir, &rerr);
-    if (rerr != NULL) {
+    sw_bench_floor fl;
+    if (!sw_bench_floor_open(&fl, c->dir, &rerr)) {
         fprintf(stderr, "%s\n", rerr);
         return 1;
     }
@@ -223,24 +204,21 @@ static int run_floor(const cfg *c)
                 sw_buf_append(&k, key.data, key.len);
                 rocksdb_writebatch_put(wb, k.data, k.len, json.data, json.len);
                 if (++in_batch >= c->batch) {
-                    rocksdb_write(db, wo, wb, &rerr);
+                    rocksdb_write(fl.db, wo, wb, &rerr);
                     rocksdb_writebatch_clear(wb);
                     in_batch = 0;
                 }
             }
         }
     }
-    rocksdb_write(db, wo, wb, &rerr);
+    rocksdb_write(fl.db, wo, wb, &rerr);
     if (rerr != NULL) {
         fprintf(stderr, "%s\n", rerr);
         return 1;
     }
     rocksdb_writebatch_destroy(wb);
     rocksdb_writeoptions_destroy(wo);
-    rocksdb_close(db);
-    rocksdb_options_destroy(o);
-    rocksdb_block_based_options_destroy(t);
-    rocksdb_cache_destroy(cache);
+    sw_bench_floor_close(&fl);
     sw_buf_free(&image);
     sw_buf_free(&key);
     sw_buf_free(&json);
