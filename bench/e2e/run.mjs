@@ -320,8 +320,9 @@ async function runFloor(mode, round) {
 }
 async function runJs(round) {
   const n = JS_EVENTS > 0 ? Math.min(JS_EVENTS, stream.events) : stream.events;
-  const r = await runJson("node", [join(here, "js_parse.mjs"), "--port", String(emuPort), "--hub", "eh1",
-    "--events", String(n), "--sdk-dir", SDK_DIR], "js_parse.mjs");
+  const r = await runJson("node", [join(here, "..", "receive", "js_subscribe.mjs"), "--parse",
+    "--port", String(emuPort), "--hub", "eh1", "--events", String(n), "--sdk-dir", SDK_DIR],
+    "js_subscribe.mjs --parse");
   return { ...r, mode: "js", round, cpu_us_per_finding: r.cpu_us_per_event, loadavg: loadavg()[0] };
 }
 
