@@ -77,6 +77,27 @@ async function finalChecks(svc, what) {
   report.mails = { accepted: mails.length, distinct };
 }
 
+// Waits until the service has written diff records and no new one for 4 s (caught up, the
+// windows of what it received closed).
+async function diffsSettled(svc) {
+  let last = -1;
+  let stableSince = Date.now();
+  await until(async () => {
+    const n = svc.diffs().length;
+    if (n !== last) {
+      last = n;
+      stableSince = Date.now();
+    }
+    return n > 0 && Date.now() - stableSince > 4000;
+  }, 30000);
+}
+
+async function stopCleanly(svc) {
+  svc.proc.kill("SIGTERM");
+  const { code } = await svc.proc.done;
+  check(code === 0, "SIGTERM: exit 0", code, 0);
+}
+
 async function graphOutage() {
   const seconds = o.outageSeconds || 40;
   const emu = new Emulator(o.emulator, ["export:4"]);
@@ -139,9 +160,7 @@ async function graphOutage() {
     check(ok, "Graph back: every mail delivered within 60 s", ok, true);
     report.drain_seconds = Math.round((Date.now() - tBack) / 100) / 10;
     await finalChecks(svc, "after the Graph outage");
-    svc.proc.kill("SIGTERM");
-    const { code } = await svc.proc.done;
-    check(code === 0, "SIGTERM: exit 0", code, 0);
+    await stopCleanly(svc);
   } finally {
     await emu.stop();
   }
@@ -198,16 +217,7 @@ async function hubOutage() {
     check(/partitions assigned/.test(p.stderrText), "hub up: partitions discovered by the same process");
     // The first half processed and its windows closed (the reloaded hub below gives events new
     // enqueued times, which Event Hubs would not: a window open across it would be cut).
-    let last = -1;
-    let stableSince = Date.now();
-    await until(async () => {
-      const n = svc.diffs().length;
-      if (n !== last) {
-        last = n;
-        stableSince = Date.now();
-      }
-      return n > 0 && Date.now() - stableSince > 4000;
-    }, 30000);
+    await diffsSettled(svc);
     // 3. The hub dies mid-run and comes back on the same port with the same events.
     await emu.stop("SIGKILL");
     await sleep(3000);
@@ -223,9 +233,7 @@ async function hubOutage() {
     check(await delivered(svc, 60000), "hub back: every diff record processed and mailed within 60 s");
     check(p.exitCode === null && svc.runs === 1, "one process all along (recovered without restart)");
     await finalChecks(svc, "after the hub outages");
-    svc.proc.kill("SIGTERM");
-    const { code } = await svc.proc.done;
-    check(code === 0, "SIGTERM: exit 0", code, 0);
+    await stopCleanly(svc);
   } finally {
     await emu.stop();
   }
@@ -250,16 +258,7 @@ async function reconnectMerge() {
     await emu.publish("export", lines, 0, a);
     await svc.start();
     // Caught up, first half's windows closed (scan_quiet 2 s of quiet), lag info read.
-    let last = -1;
-    let stableSince = Date.now();
-    await until(async () => {
-      const n = svc.diffs().length;
-      if (n !== last) {
-        last = n;
-        stableSince = Date.now();
-      }
-      return n > 0 && Date.now() - stableSince > 4000;
-    }, 30000);
+    await diffsSettled(svc);
     check((await emu.ctl("drop-connections")).startsWith("ok"), "connection dropped");
     check((await emu.ctl("refuse-attach 3 com.microsoft:server-busy The server is busy.")).startsWith("ok"),
       "the next 3 attaches will be refused");
@@ -268,9 +267,7 @@ async function reconnectMerge() {
     await emu.publish("export", lines, b, lines.length);
     check(await delivered(svc, 60000), "everything processed and mailed within 60 s");
     await finalChecks(svc, "after the reconnect");
-    svc.proc.kill("SIGTERM");
-    const { code } = await svc.proc.done;
-    check(code === 0, "SIGTERM: exit 0", code, 0);
+    await stopCleanly(svc);
   } finally {
     await emu.stop();
   }
@@ -337,9 +334,7 @@ async function partitionDetach() {
     check(await delivered(svc, 30000), "everything processed and mailed within 30 s");
     check(svc.runs === 1 && svc.proc.exitCode === null, "one process all along");
     await finalChecks(svc, "after the partition detach");
-    svc.proc.kill("SIGTERM");
-    const { code } = await svc.proc.done;
-    check(code === 0, "SIGTERM: exit 0", code, 0);
+    await stopCleanly(svc);
   } finally {
     await emu.stop();
   }
