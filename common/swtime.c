@@ -93,6 +93,30 @@ bool sw_time_parse(const char *s, size_t n, sw_time_us *out)
     return true;
 }
 
+/* y-m-d of a day count from 1970-01-01 (the inverse of days_from_civil). */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static char *put_digits(char *p, int64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + width;
+}
+
+/* Digits by hand, not snprintf: this runs once per finding stored and per diff record. */
 void sw_time_format(sw_time_us t, char *buf, size_t size)
 {
     int64_t secs = t / SW_US_PER_SEC;
@@ -101,14 +125,34 @@ void sw_time_format(sw_time_us t, char *buf, size_t size)
         us += SW_US_PER_SEC;
         secs -= 1;
     }
-    time_t tt = (time_t)secs;
-    struct tm tm;
-    if (gmtime_r(&tt, &tm) == NULL) {
-        snprintf(buf, size, "invalid");
+    int64_t days = secs / 86400;
+    int64_t sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days -= 1;
+    }
+    int64_t y;
+    int m, d;
+    civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999 || size < 28) {
+        snprintf(buf, size, "%s", size < 28 ? "" : "invalid");
         return;
     }
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)us);
+    char *p = put_digits(buf, y, 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, sod / 3600, 2);
+    *p++ = ':';
+    p = put_digits(p, sod / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, sod % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, us, 6);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 sw_time_us sw_time_now(void)

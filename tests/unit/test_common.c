@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "scanwatch/buf.h"
 #include "scanwatch/error.h"
@@ -78,6 +79,41 @@ static void test_time_parse(void **state)
     assert_false(sw_time_parse("2023-08-20T13:15:34Zjunk", 24, &t));
 }
 
+/* The hand-written formatter against gmtime_r + snprintf over 4 centuries, both signs of the epoch.
+ */
+static void test_time_format_matches_gmtime(void **state)
+{
+    (void)state;
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        /* 1900..2300 */
+        int64_t secs = (int64_t)(x % (400ULL * 366 * 86400)) - 70LL * 365 * 86400;
+        sw_time_us t = secs * SW_US_PER_SEC + (int64_t)(x >> 40) % SW_US_PER_SEC;
+        if (i < 4) {
+            t = (sw_time_us[]){0, -1, 951782400LL * SW_US_PER_SEC, 253402300799999999LL}[i];
+        }
+        int64_t s = t / SW_US_PER_SEC, us = t % SW_US_PER_SEC;
+        if (us < 0) {
+            us += SW_US_PER_SEC;
+            s -= 1;
+        }
+        time_t tt = (time_t)s;
+        struct tm tm;
+        assert_non_null(gmtime_r(&tt, &tm));
+        char want[64], got[SW_TIME_BUF];
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)us);
+        sw_time_format(t, got, sizeof got);
+        assert_string_equal(got, want);
+        sw_time_us back;
+        assert_true(sw_time_parse(got, strlen(got), &back));
+        assert_int_equal(back, t);
+    }
+}
+
 static void test_duration(void **state)
 {
     int64_t us;
@@ -118,9 +154,13 @@ static void test_log_json_lines(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_table), cmocka_unit_test(test_buf_json_escape),
-        cmocka_unit_test(test_buf_bound),   cmocka_unit_test(test_time_parse),
-        cmocka_unit_test(test_duration),    cmocka_unit_test(test_log_json_lines),
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_buf_json_escape),
+        cmocka_unit_test(test_buf_bound),
+        cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_time_format_matches_gmtime),
+        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_log_json_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1225,6 +1225,28 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The canonical JSON's cvss is printf's "%.1f", whichever path formats it. */
+static void test_finding_json_cvss(void **state)
+{
+    (void)state;
+    const double odd[] = {0.0, -0.0, 7.25, 7.35, 0.05, 9.95, 10.0, 1e7, -3.1, 123456.75, 0.04999};
+    sw_buf b;
+    sw_buf_init(&b, 0);
+    for (int i = 0; i < 1000 + (int)(sizeof odd / sizeof odd[0]); i++) {
+        sw_finding f = {.image = "r/x@sha256:1", .key = "k", .has_cvss = true};
+        f.cvss = i < 1000 ? i / 10.0 : odd[i - 1000];
+        if (i % 3 == 1 && i < 1000) {
+            f.cvss = (i / 10) + 0.1 * (i % 10); /* a value computed another way */
+        }
+        sw_buf_reset(&b);
+        assert_true(sw_finding_to_json(&f, &b));
+        char want[64];
+        snprintf(want, sizeof want, "\"cvss\":%.1f,", f.cvss);
+        assert_non_null(strstr(b.data, want));
+    }
+    sw_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1251,6 +1273,7 @@ int main(void)
         cmocka_unit_test(test_generator_matches_decoder),
         cmocka_unit_test(test_generator_rescans),
         cmocka_unit_test(test_generator_mdvm_size),
+        cmocka_unit_test(test_finding_json_cvss),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
