@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ struct sw_pipeline {
      * not per event (events arrive in runs of one partition's batch). */
     char label_part[96]; /* longer ids are reformatted per event (correct, slower) */
     char labels_shape[SW_SHAPE_COUNT + 2][256]; /* shapes, then "skipped", "bad" */
+    const char **tag_ptrs;                      /* sw_pipeline_apply's tags of one record */
+    size_t tag_cap;
 };
 
 sw_pipeline *sw_pipeline_new(const sw_config *cfg, sw_state_engine *eng, sw_metrics *metrics,
@@ -74,6 +77,7 @@ void sw_pipeline_free(sw_pipeline *pl)
     }
     sw_decoder_free(pl->dec);
     sw_route_scratch_free(pl->routed);
+    free(pl->tag_ptrs);
     sw_buf_free(&pl->json);
     sw_buf_free(&pl->repo);
     free(pl);
@@ -203,6 +207,35 @@ static bool dead_letter(sw_pipeline *pl, const char *reason, const char *msg, co
     return sw_state_engine_dead_letter(pl->eng, &pl->pos, "event", text, body, len, err);
 }
 
+/* The end of every event: a bad one to the dead letter, then counts, then the event done. */
+static bool finish_event(sw_pipeline *pl, const sw_decode_result *res, bool ok, const char *why,
+                         const void *body, size_t len, sw_err *err)
+{
+    if (!ok && !dead_letter(pl, sw_decode_bad_name(res->bad), why, body, len, err)) {
+        return false;
+    }
+    sw_decode_stats_add(&pl->stats, res, ok);
+    count(pl, res, ok);
+    return sw_state_engine_event_done(pl->eng, &pl->pos, err);
+}
+
+static bool finish_oversize(sw_pipeline *pl, size_t oversize, const void *body, size_t len,
+                            sw_err *err)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "body of %zu bytes exceeds max_message_size", oversize);
+    sw_decode_result res;
+    memset(&res, 0, sizeof res);
+    res.bad = SW_DECODE_BAD_TOO_LARGE;
+    return finish_event(pl, &res, false, msg, body, len, err);
+}
+
+/* max_scan_time_skew applies to live events; offline input has no enqueued time. */
+static sw_time_us latest_scan_time(sw_time_us enqueued, int64_t max_skew)
+{
+    return enqueued != SW_TIME_UNSET ? enqueued + max_skew : SW_TIME_UNSET;
+}
+
 bool sw_pipeline_event(sw_pipeline *pl, const sw_state_pos *pos, const void *body, size_t len,
                        size_t oversize, sw_err *err)
 {
@@ -210,37 +243,229 @@ bool sw_pipeline_event(sw_pipeline *pl, const sw_state_pos *pos, const void *bod
     if (pl->clock == SW_CLOCK_SCAN_TIME) {
         pl->pos.enqueued = pl->event_time;
     }
+    if (oversize > 0) {
+        return finish_oversize(pl, oversize, body, len, err);
+    }
+    sw_decode_result res;
+    sw_err derr;
+    sw_err_clear(&derr);
+    pl->failed = false;
+    sw_decoder_set_latest_scan_time(pl->dec, pl->clock == SW_CLOCK_ENQUEUED
+                                                 ? latest_scan_time(pos->enqueued, pl->max_skew)
+                                                 : SW_TIME_UNSET);
+    bool ok = sw_decode_body(pl->dec, body, len, on_finding, pl, &res, &derr);
+    if (pl->failed) {
+        *err = pl->err;
+        return false;
+    }
+    return finish_event(pl, &res, ok, derr.msg, body, len, err);
+}
+
+/* ---- decoding ahead --------------------------------------------------------- */
+
+/*
+ * One record of an sw_decoded, followed by its strings, each NUL-terminated:
+ * image, repository, key (unless PR_NO_KEY), finding JSON, then n_tags times
+ * (uint32 length, bytes). Headers are read with memcpy (no alignment).
+ */
+typedef struct packed_rec {
+    sw_time_us scan_time;
+    uint32_t image_len, repo_len, key_len, json_len, n_tags;
+    uint8_t flags;
+} packed_rec;
+
+enum { PR_RESOLVED = 1, PR_SNAPSHOT = 2, PR_CLEAN = 4, PR_NO_KEY = 8 };
+
+struct sw_predecoder {
+    sw_decoder *dec;
+    int64_t max_skew;
+    sw_buf packed; /* the body's records */
+    sw_buf json;   /* one finding's canonical JSON */
+    size_t n_records;
+};
+
+struct sw_decoded {
+    sw_decode_result res;
+    bool ok;                  /* false: a bad event, msg says why */
+    size_t oversize;          /* > 0: cut at this size, not decoded */
+    char msg[SW_ERR_MSG_MAX]; /* why it is bad */
+    size_t n_records;
+    size_t len;
+    unsigned char packed[]; /* n_records packed_rec + strings */
+};
+
+sw_predecoder *sw_predecoder_new(const sw_config *cfg, sw_err *err)
+{
+    sw_predecoder *pd = calloc(1, sizeof *pd);
+    if (pd == NULL) {
+        sw_err_set(err, SW_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    sw_decode_opts dopts;
+    sw_decode_opts_from_config(&dopts, cfg);
+    pd->dec = sw_decoder_new(&dopts, err);
+    if (pd->dec == NULL) {
+        free(pd);
+        return NULL;
+    }
+    pd->max_skew = sw_cfg_int(cfg, SW_CFG_MAX_SCAN_TIME_SKEW);
+    sw_buf_init(&pd->packed, 0);
+    sw_buf_init(&pd->json, 0);
+    return pd;
+}
+
+void sw_predecoder_free(sw_predecoder *pd)
+{
+    if (pd == NULL) {
+        return;
+    }
+    sw_decoder_free(pd->dec);
+    sw_buf_free(&pd->packed);
+    sw_buf_free(&pd->json);
+    free(pd);
+}
+
+static void pack_str(sw_buf *b, const char *s, size_t n)
+{
+    sw_buf_append(b, s, n);
+    sw_buf_append_char(b, '\0');
+}
+
+/* on_finding's twin: the record packed for the engine's thread instead of added. */
+static bool pack_finding(void *ctx, const sw_finding *f)
+{
+    sw_predecoder *pd = ctx;
+    sw_buf_reset(&pd->json);
+    if (!sw_finding_to_json(f, &pd->json)) {
+        return false;
+    }
+    const char *image = f->image != NULL ? f->image : "";
+    const char *reg = f->registry != NULL ? f->registry : "";
+    const char *repo = f->repository != NULL ? f->repository : "";
+    const char *key = f->clean_marker ? NULL : f->key;
+    size_t reg_len = strlen(reg), repo_len = strlen(repo);
+    packed_rec h = {
+        .scan_time = f->scan_time,
+        .image_len = (uint32_t)strlen(image),
+        .repo_len = (uint32_t)(reg_len + 1 + repo_len),
+        .key_len = key != NULL ? (uint32_t)strlen(key) : 0,
+        .json_len = (uint32_t)pd->json.len,
+        .n_tags = (uint32_t)f->n_tags,
+        .flags = (uint8_t)((f->status == SW_STATUS_RESOLVED ? PR_RESOLVED : 0) |
+                           (f->snapshot ? PR_SNAPSHOT : 0) | (f->clean_marker ? PR_CLEAN : 0) |
+                           (key == NULL ? PR_NO_KEY : 0)),
+    };
+    sw_buf *b = &pd->packed;
+    sw_buf_append(b, &h, sizeof h);
+    pack_str(b, image, h.image_len);
+    sw_buf_append(b, reg, reg_len);
+    sw_buf_append_char(b, '/');
+    pack_str(b, repo, repo_len);
+    if (key != NULL) {
+        pack_str(b, key, h.key_len);
+    }
+    pack_str(b, pd->json.data, pd->json.len);
+    for (size_t i = 0; i < f->n_tags; i++) {
+        uint32_t n = (uint32_t)strlen(f->tags[i]);
+        sw_buf_append(b, &n, sizeof n);
+        pack_str(b, f->tags[i], n);
+    }
+    pd->n_records++;
+    return !b->failed;
+}
+
+sw_decoded *sw_predecode(sw_predecoder *pd, sw_time_us enqueued, const void *body, size_t len,
+                         size_t oversize)
+{
+    sw_buf_reset(&pd->packed);
+    pd->n_records = 0;
     sw_decode_result res;
     memset(&res, 0, sizeof res);
-    bool ok;
-    if (oversize > 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "body of %zu bytes exceeds max_message_size", oversize);
-        res.bad = SW_DECODE_BAD_TOO_LARGE;
-        ok = false;
-        if (!dead_letter(pl, sw_decode_bad_name(res.bad), msg, body, len, err)) {
-            return false;
+    sw_err derr;
+    sw_err_clear(&derr);
+    bool ok = true;
+    if (oversize == 0) {
+        sw_decoder_set_latest_scan_time(pd->dec, latest_scan_time(enqueued, pd->max_skew));
+        ok = sw_decode_body(pd->dec, body, len, pack_finding, pd, &res, &derr);
+        if (res.stopped || pd->packed.failed) {
+            return NULL; /* out of memory: the engine's thread decodes it itself */
         }
-    } else {
-        sw_err derr;
-        sw_err_clear(&derr);
-        pl->failed = false;
-        sw_decoder_set_latest_scan_time(pl->dec, pl->clock == SW_CLOCK_ENQUEUED &&
-                                                         pos->enqueued != SW_TIME_UNSET
-                                                     ? pos->enqueued + pl->max_skew
-                                                     : SW_TIME_UNSET);
-        ok = sw_decode_body(pl->dec, body, len, on_finding, pl, &res, &derr);
-        if (pl->failed) {
-            *err = pl->err;
-            return false;
+    }
+    sw_decoded *d = malloc(sizeof *d + pd->packed.len);
+    if (d == NULL) {
+        return NULL;
+    }
+    d->res = res;
+    d->ok = ok;
+    d->oversize = oversize;
+    memcpy(d->msg, derr.msg, sizeof d->msg);
+    d->n_records = pd->n_records;
+    d->len = pd->packed.len;
+    if (d->len > 0) {
+        memcpy(d->packed, pd->packed.data, d->len);
+    }
+    return d;
+}
+
+void sw_decoded_free(sw_decoded *d)
+{
+    free(d);
+}
+
+static const char *unpack_str(const unsigned char **p, size_t n)
+{
+    const char *s = (const char *)*p;
+    *p += n + 1;
+    return s;
+}
+
+bool sw_pipeline_apply(sw_pipeline *pl, const sw_state_pos *pos, const sw_decoded *d,
+                       const void *body, size_t len, sw_err *err)
+{
+    pl->pos = *pos;
+    if (d->oversize > 0) {
+        return finish_oversize(pl, d->oversize, body, len, err);
+    }
+    if (!d->ok) {
+        return finish_event(pl, &d->res, false, d->msg, body, len, err);
+    }
+    const unsigned char *p = d->packed;
+    for (size_t i = 0; i < d->n_records; i++) {
+        packed_rec h;
+        memcpy(&h, p, sizeof h);
+        p += sizeof h;
+        sw_state_record r = {
+            .scan_time = h.scan_time,
+            .resolved = (h.flags & PR_RESOLVED) != 0,
+            .snapshot = (h.flags & PR_SNAPSHOT) != 0,
+            .clean_marker = (h.flags & PR_CLEAN) != 0,
+            .n_tags = h.n_tags,
+            .finding_len = h.json_len,
+        };
+        r.image = unpack_str(&p, h.image_len);
+        r.repository = unpack_str(&p, h.repo_len);
+        r.key = (h.flags & PR_NO_KEY) != 0 ? NULL : unpack_str(&p, h.key_len);
+        r.finding_json = unpack_str(&p, h.json_len);
+        if (h.n_tags > pl->tag_cap) {
+            const char **t = realloc(pl->tag_ptrs, h.n_tags * sizeof *t);
+            if (t == NULL) {
+                return sw_err_set(err, SW_E_NOMEM, "out of memory");
+            }
+            pl->tag_ptrs = t;
+            pl->tag_cap = h.n_tags;
         }
-        if (!ok && !dead_letter(pl, sw_decode_bad_name(res.bad), derr.msg, body, len, err)) {
+        for (uint32_t t = 0; t < h.n_tags; t++) {
+            uint32_t n;
+            memcpy(&n, p, sizeof n);
+            p += sizeof n;
+            pl->tag_ptrs[t] = unpack_str(&p, n);
+        }
+        r.tags = pl->tag_ptrs;
+        if (!sw_state_engine_add(pl->eng, &pl->pos, &r, err)) {
             return false;
         }
     }
-    sw_decode_stats_add(&pl->stats, &res, ok);
-    count(pl, &res, ok);
-    return sw_state_engine_event_done(pl->eng, &pl->pos, err);
+    return finish_event(pl, &d->res, true, "", body, len, err);
 }
 
 bool sw_pipeline_routed_event(sw_pipeline *pl, const sw_state_pos *pos, const void *body,

@@ -54,8 +54,7 @@ bool sw_pipeline_event(sw_pipeline *pl, const sw_state_pos *pos, const void *bod
  * state engine (bad events still go to the dead letter, and the event is still
  * marked done, so its checkpoint commits with the engine's next batch).
  */
-typedef bool (*sw_forward_fn)(void *ctx, const sw_finding *f, const sw_state_pos *pos,
-                              sw_err *err);
+typedef bool (*sw_forward_fn)(void *ctx, const sw_finding *f, const sw_state_pos *pos, sw_err *err);
 void sw_pipeline_set_forward(sw_pipeline *pl, sw_forward_fn fn, void *ctx);
 
 /*
@@ -65,6 +64,35 @@ void sw_pipeline_set_forward(sw_pipeline *pl, sw_forward_fn fn, void *ctx);
  */
 bool sw_pipeline_routed_event(sw_pipeline *pl, const sw_state_pos *pos, const void *body,
                               size_t len, sw_err *err);
+
+/*
+ * Decoding ahead (SPEC: the service's `decode_ahead`): an event is decoded on
+ * another thread into an sw_decoded, which the engine's thread then applies.
+ * The engine's thread keeps only what must be in order (the engine, the dead
+ * letter, counts); JSON parsing and the finding's canonical JSON move to the
+ * decoding thread.
+ *
+ * Ownership: an sw_predecoder is one thread's (its decoder and scratch); an
+ * sw_decoded is owned by the caller of sw_predecode and freed with
+ * sw_decoded_free. Thread safety: sw_predecode on the predecoder's thread;
+ * sw_pipeline_apply on the pipeline's. Live clock only (SW_CLOCK_ENQUEUED).
+ */
+typedef struct sw_predecoder sw_predecoder;
+typedef struct sw_decoded sw_decoded;
+
+sw_predecoder *sw_predecoder_new(const sw_config *cfg, sw_err *err);
+void sw_predecoder_free(sw_predecoder *pd);
+
+/* Decodes one event (arguments as sw_pipeline_event). NULL only when out of
+ * memory: the caller then passes the event to sw_pipeline_event instead. */
+sw_decoded *sw_predecode(sw_predecoder *pd, sw_time_us enqueued, const void *body, size_t len,
+                         size_t oversize);
+void sw_decoded_free(sw_decoded *d);
+
+/* sw_pipeline_event for an event decoded ahead: body/len are the same bytes
+ * (for the dead letter). Same results and errors as sw_pipeline_event. */
+bool sw_pipeline_apply(sw_pipeline *pl, const sw_state_pos *pos, const sw_decoded *d,
+                       const void *body, size_t len, sw_err *err);
 
 /* Totals since creation. */
 const sw_decode_stats *sw_pipeline_stats(const sw_pipeline *pl);

@@ -60,6 +60,8 @@ typedef struct ev_node {
     sw_time_us enqueued;
     size_t len;
     size_t oversize;
+    bool direct;     /* state kept here: decoded ahead when decode_ahead is on */
+    sw_decoded *dec; /* decoded ahead, or NULL: the processing thread decodes it */
     unsigned char body[];
 } ev_node;
 
@@ -107,11 +109,19 @@ static void evq_move(evq *dst, evq *src)
     memset(src, 0, sizeof *src);
 }
 
+static void node_free(ev_node *n)
+{
+    if (n != NULL) {
+        sw_decoded_free(n->dec);
+        free(n);
+    }
+}
+
 static void evq_free(evq *q)
 {
     ev_node *n;
     while ((n = evq_pop(q)) != NULL) {
-        free(n);
+        node_free(n);
     }
 }
 
@@ -125,21 +135,22 @@ typedef enum {
 typedef struct part {
     char id[SW_AMQP_PARTITION_ID_MAX];
     part_kind kind;
-    sw_amqp_client *client;                     /* the client receiving it */
+    sw_amqp_client *client;                      /* the client receiving it */
     char state_id[SW_AMQP_PARTITION_ID_MAX + 8]; /* its checkpoint's name in state */
-    evq in;    /* filled by the client thread, under svc.mu */
-    evq ready; /* the processing thread's own */
+    evq in;                                      /* filled by the client thread, under svc.mu */
+    evq decoded;        /* decode_ahead: filled by the decoding thread, under svc.mu */
+    evq ready;          /* the processing thread's own */
     bool more_expected; /* snapshot for the merge: the hub holds events not yet received */
-    bool active;             /* owned and receiving */
-    bool open;               /* receiver attached */
+    bool active;        /* owned and receiving */
+    bool open;          /* receiver attached */
     /* Why and since when the receiver link is detached and re-attaching (set by
      * on_partition_detached, cleared by on_partition_open), for /readyz; "" = none. */
     char detached_why[sizeof(((sw_err *)0)->msg)];
     sw_time_us detached_since;
-    int64_t processed_seq;   /* last event handed to the pipeline */
-    int64_t settled_seq;     /* last settle call */
-    int64_t target_seq;      /* last enqueued when the run started (stop_when_caught_up) */
-    int64_t last_enqueued;   /* from $management; -1 = empty or unknown */
+    int64_t processed_seq;    /* last event handed to the pipeline */
+    int64_t settled_seq;      /* last settle call */
+    int64_t target_seq;       /* last enqueued when the run started (stop_when_caught_up) */
+    int64_t last_enqueued;    /* from $management; -1 = empty or unknown */
     sw_time_us last_enq_time; /* from $management */
     bool info_known;
     /* Bumped when the receiver (re)attaches or the connection drops: lag info read before
@@ -179,7 +190,19 @@ typedef struct svc {
 
     pthread_mutex_t mu; /* guards parts[].in/open/active/last_enqueued/info_known, fatal */
     pthread_cond_t cv;
-    size_t queued; /* events in every parts[].in */
+    /* Events received and not yet taken by the processing thread: in parts[].in, being
+     * decoded ahead, or in parts[].decoded. */
+    size_t queued;
+    /* decode_ahead: the decoding thread between the client thread and the processing
+     * thread. It takes events from parts[].in (in_n of them) and puts them, decoded, on
+     * parts[].decoded (decoded_n), keeping each partition's order. */
+    bool ahead;
+    size_t in_n, decoded_n;
+    pthread_cond_t cv_decode; /* wakes the decoding thread */
+    bool decode_stop;
+    pthread_t decode_thread;
+    bool decode_started;
+    sw_predecoder *pre;
     part parts[MAX_PARTITIONS];
     size_t n_parts;
     bool fatal;
@@ -190,7 +213,7 @@ typedef struct svc {
     sw_time_us hub_down_since;
     bool discovered; /* partitions known: the run loop is receiving */
     atomic_bool connected;
-    atomic_bool lag_poll_now; /* a receiver (re)attached: refresh lag info at once */
+    atomic_bool lag_poll_now;    /* a receiver (re)attached: refresh lag info at once */
     atomic_llong heartbeat_us;   /* monotonic time of the last loop pass */
     int64_t merge_blocked_since; /* monotonic; 0 = the merge is not waiting */
     int64_t merge_wait_us;
@@ -252,16 +275,23 @@ static void on_event(void *ctx, const sw_amqp_event *ev)
     n->enqueued = ev->enqueued_time;
     n->len = keep;
     n->oversize = oversize;
+    n->direct = s->parts[idx].kind == PART_DIRECT;
+    n->dec = NULL;
     if (keep > 0) {
         memcpy(n->body, ev->body, keep);
     }
     pthread_mutex_lock(&s->mu);
     evq_push(&s->parts[idx].in, n);
-    /* The processing thread waits only while nothing is queued: wake it for the first
-     * event, not for every one (a futex wake per event cost ~2% of the service's CPU). */
-    if (s->queued++ == 0) {
+    /* The next thread waits only while it has nothing: wake it for the first event, not
+     * for every one (a futex wake per event cost ~2% of the service's CPU). */
+    if (s->ahead) {
+        if (s->in_n++ == 0) {
+            pthread_cond_signal(&s->cv_decode);
+        }
+    } else if (s->queued == 0) {
         pthread_cond_signal(&s->cv);
     }
+    s->queued++;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -496,8 +526,8 @@ static void *lag_main(void *arg)
     }
     while (!atomic_load(&s->threads_stop)) {
         poll_lag_once(s);
-        for (int64_t slept = 0; slept < interval && !atomic_load(&s->threads_stop) &&
-                                !atomic_load(&s->lag_poll_now);
+        for (int64_t slept = 0;
+             slept < interval && !atomic_load(&s->threads_stop) && !atomic_load(&s->lag_poll_now);
              slept += 20 * 1000) {
             sleep_us(20 * 1000);
         }
@@ -527,6 +557,71 @@ static void *notify_main(void *arg)
 /* ---- set-up ------------------------------------------------------------------- */
 
 /* The StatefulSet ordinal: the digits after the last '-' of the host name. */
+/* Events decoded per pass of the decoding thread: small enough that the processing
+ * thread is fed while the rest of a large backlog is decoded. */
+#define DECODE_PASS 64
+
+/*
+ * The decoding thread (decode_ahead): events of the state's own partitions are
+ * decoded here, ahead of the processing thread, which applies them in order.
+ * Takes at most DECODE_PASS events per pass, round-robin over the partitions
+ * from each queue's head, so every partition's order is kept.
+ */
+static void *decode_main(void *arg)
+{
+    svc *s = arg;
+    evq pass = {0};
+    pthread_mutex_lock(&s->mu);
+    while (!s->decode_stop) {
+        if (s->in_n == 0) {
+            pthread_cond_wait(&s->cv_decode, &s->mu);
+            continue;
+        }
+        for (bool took = true; took && pass.n < DECODE_PASS;) {
+            took = false;
+            for (size_t i = 0; i < s->n_parts && pass.n < DECODE_PASS; i++) {
+                ev_node *n = evq_pop(&s->parts[i].in);
+                if (n != NULL) {
+                    evq_push(&pass, n);
+                    took = true;
+                }
+            }
+        }
+        s->in_n -= pass.n;
+        pthread_mutex_unlock(&s->mu);
+        for (ev_node *n = pass.head; n != NULL; n = n->next) {
+            if (n->direct) {
+                n->dec = sw_predecode(s->pre, n->enqueued, n->body, n->len, n->oversize);
+            }
+        }
+        pthread_mutex_lock(&s->mu);
+        bool wake = s->decoded_n == 0;
+        s->decoded_n += pass.n;
+        ev_node *n;
+        while ((n = evq_pop(&pass)) != NULL) {
+            evq_push(&s->parts[n->part].decoded, n);
+        }
+        if (wake) {
+            pthread_cond_signal(&s->cv);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static void stop_decode_thread(svc *s)
+{
+    if (!s->decode_started) {
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->decode_stop = true;
+    pthread_cond_signal(&s->cv_decode);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->decode_thread, NULL);
+    s->decode_started = false;
+}
+
 static bool replica_from_hostname(int *out, char *host, size_t size)
 {
     if (gethostname(host, size) != 0) {
@@ -584,8 +679,8 @@ static bool take_partitions(svc *s, sw_amqp_client *c, part_kind kind, int idx, 
 {
     size_t before = s->n_parts;
     for (size_t i = 0; i < n; i++) {
-        bool mine = only != NULL ? strcmp(ids[i], only) == 0
-                                 : partition_number(ids[i], i) % count == idx;
+        bool mine =
+            only != NULL ? strcmp(ids[i], only) == 0 : partition_number(ids[i], i) % count == idx;
         if (!mine) {
             continue;
         }
@@ -737,38 +832,36 @@ static bool start_position(svc *s, part *p, sw_amqp_position *pos, sw_err *err)
 static void define_metrics(svc *s)
 {
     static const double lat_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                        1,     2.5,  5,     10,   30,  60,  300};
-    s->m_lag = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partition_lag_events",
-                                 "Events enqueued on the partition and not yet checkpointed.",
-                                 NULL, 0);
+                                        1,     2.5,  5,     10,   30,  60,   300};
+    s->m_lag =
+        sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_partition_lag_events",
+                          "Events enqueued on the partition and not yet checkpointed.", NULL, 0);
     s->m_outbox = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_outbox_depth",
                                     "Diff records waiting in the outbox.", NULL, 0);
-    s->m_latency = sw_metrics_define(
-        s->metrics, SW_METRIC_HISTOGRAM, "scanwatch_processing_latency_seconds",
-        "Time from an event's enqueue on the hub to its processing.", lat_bounds,
-        (int)(sizeof lat_bounds / sizeof lat_bounds[0]));
-    s->m_windows = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
-                                     "scanwatch_windows_closed_total",
-                                     "Rescan windows applied to image state.", NULL, 0);
+    s->m_latency =
+        sw_metrics_define(s->metrics, SW_METRIC_HISTOGRAM, "scanwatch_processing_latency_seconds",
+                          "Time from an event's enqueue on the hub to its processing.", lat_bounds,
+                          (int)(sizeof lat_bounds / sizeof lat_bounds[0]));
+    s->m_windows =
+        sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_windows_closed_total",
+                          "Rescan windows applied to image state.", NULL, 0);
     s->m_new = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_new_findings_total",
                                  "New findings in diff records.", NULL, 0);
-    s->m_resolved = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
-                                      "scanwatch_resolved_findings_total",
-                                      "Resolved findings in diff records.", NULL, 0);
+    s->m_resolved =
+        sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_resolved_findings_total",
+                          "Resolved findings in diff records.", NULL, 0);
     s->m_diffs = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_diff_records_total",
                                    "Diff records written to the outbox.", NULL, 0);
-    s->m_stale = sw_metrics_define(s->metrics, SW_METRIC_COUNTER,
-                                   "scanwatch_stale_findings_total",
+    s->m_stale = sw_metrics_define(s->metrics, SW_METRIC_COUNTER, "scanwatch_stale_findings_total",
                                    "Findings older than the image's last scan, ignored.", NULL, 0);
-    s->m_mails = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mails",
-                                   "Mails by state (sent, retried, dead, pending) since start.",
-                                   NULL, 0);
+    s->m_mails =
+        sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mails",
+                          "Mails by state (sent, retried, dead, pending) since start.", NULL, 0);
     s->m_failed = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_mail_failures",
                                     "Failed mail attempts since start, by HTTP status or reason "
                                     "(retried or dead-lettered).",
                                     NULL, 0);
-    s->m_new_sev = sw_metrics_define(s->metrics, SW_METRIC_GAUGE,
-                                     "scanwatch_notified_new_findings",
+    s->m_new_sev = sw_metrics_define(s->metrics, SW_METRIC_GAUGE, "scanwatch_notified_new_findings",
                                      "New findings of the diff records handed to notification "
                                      "since start, by severity.",
                                      NULL, 0);
@@ -959,7 +1052,9 @@ static bool process_node(svc *s, ev_node *n, sw_time_us now, sw_err *err)
     }
     sw_state_pos pos = {p->state_id, n->offset, n->seq, n->enqueued};
     bool ok;
-    if (p->kind == PART_ROUTE) {
+    if (n->dec != NULL) {
+        ok = sw_pipeline_apply(s->pl, &pos, n->dec, n->body, n->len, err);
+    } else if (p->kind == PART_ROUTE) {
         ok = sw_pipeline_routed_event(s->pl, &pos, n->body, n->len, err);
     } else if (p->kind == PART_EXPORT) {
         ok = sw_pipeline_event(s->fwd, &pos, n->body, n->len, n->oversize, err);
@@ -1053,8 +1148,8 @@ static void progress(svc *s, int64_t elapsed_us, uint64_t events_then, uint64_t 
 {
     sw_state_engine_stats st;
     sw_state_engine_get_stats(s->eng, &st);
-    double rate = elapsed_us > 0 ? (double)(events_now - events_then) * 1e6 / (double)elapsed_us
-                                 : 0;
+    double rate =
+        elapsed_us > 0 ? (double)(events_now - events_then) * 1e6 / (double)elapsed_us : 0;
     int64_t lag = 0;
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->n_parts; i++) {
@@ -1094,10 +1189,12 @@ static bool outbox_empty(svc *s)
  * up to 50 ms for something to arrive) and snapshots which partitions still
  * have events on the hub that are not here yet. false: a fatal error.
  */
-static bool take_events(svc *s, sw_err *err)
+static bool take_events(svc *s, bool all, sw_err *err)
 {
     pthread_mutex_lock(&s->mu);
-    if (s->queued == 0 && !s->fatal) {
+    /* all: after the decoding thread stopped, what it did not decode is decoded here. */
+    bool undecoded = !s->ahead || all;
+    if ((undecoded ? s->queued : s->decoded_n) == 0 && !s->fatal && !all) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000 * 1000;
@@ -1109,12 +1206,20 @@ static bool take_events(svc *s, sw_err *err)
     }
     for (size_t i = 0; i < s->n_parts; i++) {
         part *p = &s->parts[i];
-        evq_move(&p->ready, &p->in);
+        evq_move(&p->ready, &p->decoded);
+        if (undecoded) {
+            evq_move(&p->ready, &p->in);
+        }
         /* Not attached, or attached since lag info was read: its events may be on the hub. */
-        p->more_expected = p->active && (!p->open || !p->info_known ||
-                                         p->processed_seq < p->last_enqueued);
+        p->more_expected =
+            p->active && (!p->open || !p->info_known || p->processed_seq < p->last_enqueued);
     }
-    s->queued = 0;
+    if (undecoded) {
+        s->queued = s->in_n = s->decoded_n = 0;
+    } else {
+        s->queued -= s->decoded_n;
+        s->decoded_n = 0;
+    }
     bool fatal = s->fatal;
     if (fatal) {
         *err = s->fatal_err;
@@ -1143,8 +1248,8 @@ static bool earlier(const ev_node *a, const ev_node *b)
  * partition_merge_wait) while a partition whose queue is empty still has
  * events on the hub. force: process everything now (shutdown).
  */
-static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_commit,
-                          size_t batch, sw_err *err)
+static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_commit, size_t batch,
+                          sw_err *err)
 {
     sw_time_us now = sw_time_now();
     for (;;) {
@@ -1184,7 +1289,7 @@ static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_co
         }
         ev_node *n = evq_pop(&s->parts[best].ready);
         bool ok = process_node(s, n, now, err);
-        free(n);
+        node_free(n);
         (*events)++;
         if (ok && sw_state_engine_pending_events(s->eng) >= batch) {
             ok = commit_and_settle(s, err);
@@ -1209,11 +1314,13 @@ static bool run_loop(svc *s, sw_err *err)
 
     while (!stop_requested) {
         atomic_store(&s->heartbeat_us, sw_time_mono_us());
-        if (!take_events(s, err) || !process_ready(s, false, &events, &last_commit, batch, err)) {
+        if (!take_events(s, false, err) ||
+            !process_ready(s, false, &events, &last_commit, batch, err)) {
             return false;
         }
         now_mono = sw_time_mono_us();
-        if (sw_state_engine_pending_events(s->eng) > 0 && now_mono - last_commit >= commit_interval) {
+        if (sw_state_engine_pending_events(s->eng) > 0 &&
+            now_mono - last_commit >= commit_interval) {
             if (!commit_and_settle(s, err)) {
                 return false;
             }
@@ -1287,12 +1394,13 @@ static bool shutdown_service(svc *s, bool loop_ok, sw_err *err)
             sw_amqp_remove_partition(s->route, s->parts[i].id); /* keep sending, stop receiving */
         }
     }
+    stop_decode_thread(s);
     bool ok = loop_ok;
     if (ok) {
         uint64_t events = 0;
         int64_t last_commit = 0;
         size_t batch = (size_t)sw_cfg_int(s->cfg, SW_CFG_STATE_BATCH_EVENTS);
-        ok = take_events(s, err) && process_ready(s, true, &events, &last_commit, batch, err);
+        ok = take_events(s, true, err) && process_ready(s, true, &events, &last_commit, batch, err);
         /* Windows that are due close now; the others stay durable and open. */
         /* Export events already processed are forwarded before their checkpoints commit. */
         ok = ok && sw_state_engine_tick(s->eng, sw_time_now(), SW_TIME_UNSET, false, err) &&
@@ -1312,6 +1420,7 @@ static bool shutdown_service(svc *s, bool loop_ok, sw_err *err)
     }
     for (size_t i = 0; i < s->n_parts; i++) {
         evq_free(&s->parts[i].in);
+        evq_free(&s->parts[i].decoded);
         evq_free(&s->parts[i].ready);
     }
     return ok;
@@ -1329,6 +1438,8 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
     s->o = o;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->cv_decode, NULL);
+    s->ahead = sw_cfg_bool(cfg, SW_CFG_DECODE_AHEAD);
     atomic_store(&s->heartbeat_us, sw_time_mono_us());
     s->max_message_size = (size_t)sw_cfg_int(cfg, SW_CFG_MAX_MESSAGE_SIZE);
     s->merge_wait_us = sw_cfg_int(cfg, SW_CFG_PARTITION_MERGE_WAIT);
@@ -1378,7 +1489,7 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
     ok = ok && event_hubs_identity(s, cfg, &ao, err);
     if (ok) {
         ao.max_message_size = (uint32_t)(s->max_message_size > 1024 * 1024 ? s->max_message_size
-                                                                             : 1024 * 1024 + 4096);
+                                                                           : 1024 * 1024 + 4096);
         s->cb_export = (struct cbctx){s, false};
         s->cb_route = (struct cbctx){s, true};
         ao.cb = (sw_amqp_callbacks){.ctx = &s->cb_export,
@@ -1395,7 +1506,8 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         ao.eventhub = route_hub;
         ao.cb.ctx = &s->cb_route;
         ok = (s->route = sw_amqp_client_new(&ao, err)) != NULL;
-        ok = ok && (s->fwd = sw_pipeline_new(cfg, s->eng, s->metrics, SW_CLOCK_ENQUEUED, err)) != NULL;
+        ok = ok &&
+             (s->fwd = sw_pipeline_new(cfg, s->eng, s->metrics, SW_CLOCK_ENQUEUED, err)) != NULL;
         if (ok) {
             sw_pipeline_set_forward(s->fwd, forward_finding, s);
         }
@@ -1405,6 +1517,12 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         ok = pthread_create(&s->notify_thread, NULL, notify_main, s) == 0 ||
              sw_err_set(err, SW_E_INTERNAL, "cannot start the notifier thread");
         s->notify_started = ok;
+    }
+    if (ok && s->ahead) {
+        ok = (s->pre = sw_predecoder_new(cfg, err)) != NULL;
+        ok = ok && (pthread_create(&s->decode_thread, NULL, decode_main, s) == 0 ||
+                    sw_err_set(err, SW_E_INTERNAL, "cannot start the decoding thread"));
+        s->decode_started = ok;
     }
     ok = ok && choose_partitions(s, err);
     if (!ok && err->code == SW_E_SHUTDOWN && !o->stop_when_caught_up) {
@@ -1475,6 +1593,8 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         sw_token_provider_destroy(&s->entra);
     }
     sw_http_stop(s->http);
+    stop_decode_thread(s);
+    sw_predecoder_free(s->pre);
     sw_pipeline_free(s->pl);
     sw_pipeline_free(s->fwd);
     for (uint32_t r = 0; s->fwdq != NULL && r < s->route_n; r++) {
@@ -1487,6 +1607,7 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
     sw_state_close(s->st);
     sw_metrics_free(s->metrics);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->cv_decode);
     pthread_mutex_destroy(&s->mu);
     free(s);
     return loop_ok;

@@ -21,5 +21,14 @@ foreach(scenario exact sigterm sigkill replay rebuild replicas)
   set_tests_properties(service_e2e_${scenario} PROPERTIES LABELS integration TIMEOUT 300)
 endforeach()
 
+# The same exact scenario with one processing thread decoding and applying
+# (decode_ahead = false: the path of `scanwatch process` and forwarded partitions).
+add_test(NAME service_e2e_exact_inline
+  COMMAND node ${PROJECT_SOURCE_DIR}/tests/sdk/service-e2e.mjs
+          --scanwatch $<TARGET_FILE:scanwatch> --emulator $<TARGET_FILE:scanwatch-emulator>
+          --gen $<TARGET_FILE:sw-gen> --work ${CMAKE_CURRENT_BINARY_DIR}/e2e-exact-inline
+          --scenario exact --service-args "--decode-ahead false")
+set_tests_properties(service_e2e_exact_inline PROPERTIES LABELS integration TIMEOUT 300)
+
 # Chaos (SIGKILLs under emulator and Graph faults) and long-outage tests: tests/chaos.cmake.
 include(${CMAKE_CURRENT_SOURCE_DIR}/chaos.cmake)

@@ -169,7 +169,9 @@
     X(LAG_POLL_INTERVAL, lag_poll_interval, DURATION, "5s", 100000, SW_S(3600), NULL, \
       "How often partition properties are read for lag metrics and the caught-up test of window rule (c).") \
     X(SHUTDOWN_TIMEOUT, shutdown_timeout, DURATION, "20s", SW_S(1), SW_S(600), NULL, \
-      "Bound on a graceful shutdown (SIGTERM/SIGINT): receiving stops, due windows close, state commits, the notifier stops.")
+      "Bound on a graceful shutdown (SIGTERM/SIGINT): receiving stops, due windows close, state commits, the notifier stops.") \
+    X(DECODE_AHEAD, decode_ahead, BOOL, "true", 0, 0, NULL, \
+      "Decode events (JSON parse, the findings' canonical JSON) on a thread of their own, ahead of the thread that applies them to the state in order: a second core for the busiest stage. false = one processing thread does both.")
 /* clang-format on */
 
 #define SW_SETTINGS_TABLE(X)                                                                       \

@@ -43,6 +43,8 @@ const EMULATOR = argOf("--emulator");
 const GEN = argOf("--gen");
 const WORK = argOf("--work");
 const SCENARIO = argOf("--scenario") ?? "exact";
+// extra settings for every `scanwatch run`, e.g. --service-args "--decode-ahead false"
+const SERVICE_ARGS = (argOf("--service-args") ?? "").split(" ").filter((a) => a);
 if (!SCANWATCH || !EMULATOR || !GEN || !WORK) {
   console.error("usage: node service-e2e.mjs --scanwatch P --emulator P --gen P --work DIR --scenario S");
   process.exit(2);
@@ -159,7 +161,8 @@ function serviceArgs(dir, extra = []) {
   return ["--connection-string", connStr(), "--eventhub", HUB, "--state-dir", join(dir, "state"),
     "--mail-sink", `dir:${join(dir, "mail")}`, "--mail-to", "secops@contoso.example", "--mail-rate", "6000",
     "--diff-log", join(dir, "diffs.ndjson"), "--scan-quiet", SCAN_QUIET, "--metrics-port", "-1",
-    "--lag-poll-interval", "200ms", "--progress-interval", "0", "--log-level", "warn", ...extra];
+    "--lag-poll-interval", "200ms", "--progress-interval", "0", "--log-level", "warn", ...SERVICE_ARGS,
+    ...extra];
 }
 function startService(dir, extra = []) {
   const p = spawn(SCANWATCH, ["run", ...serviceArgs(dir), ...extra], { stdio: ["ignore", "inherit", "pipe"] });
