@@ -355,6 +355,24 @@ static void start_filter(const sw_amqp_part *p, char *buf, size_t size)
     }
 }
 
+/*
+ * max_unsettled bounds the events handed out and not durable over all the
+ * partitions this client receives, so memory does not grow with the number of
+ * partitions: each gets an equal share, at least min(prefetch, max_unsettled)
+ * so that a partition never starves on tiny credits.
+ */
+static int64_t unsettled_share(const sw_amqp_client *c)
+{
+    int64_t receiving = 0;
+    for (size_t i = 0; i < c->nparts_seen; i++) {
+        receiving += c->parts[i]->st != P_STOPPED;
+    }
+    int64_t total = (int64_t)c->o.max_unsettled;
+    int64_t floor = (int64_t)c->o.prefetch < total ? (int64_t)c->o.prefetch : total;
+    int64_t share = total / (receiving > 0 ? receiving : 1);
+    return share > floor ? share : floor;
+}
+
 static void grant_credit(sw_amqp_client *c, sw_amqp_part *p)
 {
     if (p->link == NULL) {
@@ -364,7 +382,7 @@ static void grant_credit(sw_amqp_client *c, sw_amqp_part *p)
     if (credit < 0) {
         credit = 0;
     }
-    int64_t room = (int64_t)c->o.max_unsettled - (int64_t)p->ring_count - credit;
+    int64_t room = (int64_t)unsettled_share(c) - (int64_t)p->ring_count - credit;
     int64_t want = (int64_t)c->o.prefetch - credit;
     /* top up in chunks so that flow frames stay rare */
     if (want <= 0 || (credit > 0 && want < (int64_t)c->o.prefetch / 2)) {

@@ -131,7 +131,8 @@ typedef struct sw_amqp_options {
     const char *token_scope; /* jwt scope; NULL = "https://eventhubs.azure.net/.default" */
     int64_t owner_level;     /* com.microsoft:epoch; < 0 = none */
     uint32_t prefetch;       /* link credit kept outstanding (>= 1) */
-    uint32_t max_unsettled;  /* events handed out but not settled, per partition */
+    uint32_t max_unsettled;  /* events handed out but not settled, over all partitions: each gets
+                                * an equal share, at least min(prefetch, max_unsettled) */
     int64_t sas_token_lifetime_us;
     const char *ca_file; /* extra trusted CAs (PEM); NULL = system store only */
     sw_amqp_tls_mode tls;

@@ -920,6 +920,52 @@ static void test_unsettled_bound_and_credit(void **state)
     finish(&e, c, cl);
 }
 
+static int count_in(ctx *c, const char *partition)
+{
+    int n = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->n; i++) {
+        n += strcmp(c->ev[i].partition, partition) == 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* max_unsettled is one bound over all partitions: two partitions share it equally, so the
+ * events held in memory do not grow with the number of partitions. */
+static void test_unsettled_shared_by_partitions(void **state)
+{
+    emu e;
+    assert_true(emu_start(&e, NULL));
+    publish(&e, "0", 30, "a");
+    publish(&e, "1", 30, "b");
+    char cs[512];
+    emu_connstr(&e, cs, sizeof cs, KEY);
+    ctx *c = ctx_new();
+    c->auto_settle_limit = -1; /* nothing becomes durable */
+    sw_amqp_options o;
+    opts_for(&o, c, cs);
+    o.prefetch = 4;
+    o.max_unsettled = 12;
+    sw_amqp_client *cl = start_client(c, &o);
+    add(cl, "0", "earliest");
+    add(cl, "1", "earliest");
+    assert_true(wait_until(c, have_events, 12, 5000));
+    usleep(500000);
+    assert_int_equal(count(c), 12);
+    assert_int_equal(count_in(c, "0"), 6);
+    assert_int_equal(count_in(c, "1"), 6);
+    pthread_mutex_lock(&c->mu);
+    c->auto_settle_limit = INT64_MAX;
+    pthread_mutex_unlock(&c->mu);
+    sw_amqp_settle(cl, "0", 5);
+    sw_amqp_settle(cl, "1", 5);
+    assert_true(wait_until(c, have_events, 60, 5000));
+    assert_contiguous(c, "0", 0, 29);
+    assert_contiguous(c, "1", 0, 29);
+    finish(&e, c, cl);
+}
+
 /* Frames the client sends, from proton's frame trace (PN_TRACE_FRM) on stderr. */
 static char trace_buf[1 << 17];
 /*
@@ -1102,6 +1148,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_epoch_takeover),
         cmocka_unit_test(test_drop_resumes_from_durable),
         cmocka_unit_test(test_unsettled_bound_and_credit),
+        cmocka_unit_test(test_unsettled_shared_by_partitions),
         cmocka_unit_test(test_remove_and_readd),
         cmocka_unit_test(test_connect_retries_until_up),
         cmocka_unit_test(test_poke_while_connecting),
