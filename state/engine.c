@@ -72,8 +72,8 @@ struct win {
      * committed (index n_committed on). */
     bool retain;
     bool all_snapshot, has_clean, capped, meta_committed;
-    size_t n_tags;
-    char *tags[SW_WIN_MAX_TAGS];
+    size_t n_tags, tags_cap;
+    char **tags; /* up to SW_WIN_MAX_TAGS, grown as they come: most windows have one or two */
     char *first_partition, *first_offset, *last_partition, *last_offset;
     struct prec *ph, *pt;
     struct ssum sum;
@@ -506,6 +506,7 @@ static void win_free(struct win *w, size_t *ram_bytes)
     for (size_t i = 0; i < w->n_tags; i++) {
         free(w->tags[i]);
     }
+    free(w->tags);
     free(w->first_partition);
     free(w->first_offset);
     free(w->last_partition);
@@ -547,6 +548,15 @@ static void win_add_tags(struct win *w, const char *const *tags, size_t n)
             have = strcmp(w->tags[j], tags[i]) == 0;
         }
         if (!have && w->n_tags < SW_WIN_MAX_TAGS && tags[i] != NULL) {
+            if (w->n_tags == w->tags_cap) {
+                size_t cap = w->tags_cap == 0 ? 2 : w->tags_cap * 2;
+                char **grown = realloc(w->tags, cap * sizeof *grown);
+                if (grown == NULL) {
+                    return; /* a tag fewer in the mail, as past SW_WIN_MAX_TAGS */
+                }
+                w->tags = grown;
+                w->tags_cap = cap;
+            }
             char *t = strdup(tags[i]);
             if (t != NULL) {
                 w->tags[w->n_tags++] = t;
