@@ -412,6 +412,11 @@ void sw_decoded_free(sw_decoded *d)
     free(d);
 }
 
+bool sw_decoded_needs_body(const sw_decoded *d)
+{
+    return !d->ok || d->oversize > 0;
+}
+
 static const char *unpack_str(const unsigned char **p, size_t n)
 {
     const char *s = (const char *)*p;

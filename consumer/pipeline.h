@@ -88,6 +88,9 @@ void sw_predecoder_free(sw_predecoder *pd);
 sw_decoded *sw_predecode(sw_predecoder *pd, sw_time_us enqueued, const void *body, size_t len,
                          size_t oversize);
 void sw_decoded_free(sw_decoded *d);
+/* Whether sw_pipeline_apply needs the body (a bad event goes to the dead letter whole);
+ * when not, the caller may drop it before applying. */
+bool sw_decoded_needs_body(const sw_decoded *d);
 
 /* sw_pipeline_event for an event decoded ahead: body/len are the same bytes
  * (for the dead letter). Same results and errors as sw_pipeline_event. */

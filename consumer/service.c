@@ -599,6 +599,16 @@ static void *decode_main(void *arg)
         s->decoded_n += pass.n;
         ev_node *n;
         while ((n = evq_pop(&pass)) != NULL) {
+            if (n->dec != NULL && !sw_decoded_needs_body(n->dec) && n->len > 0) {
+                /* Decoded: the body is not needed any more, and the queue between the
+                 * threads holds up to max_unsettled events. realloc to a smaller size
+                 * stays in place or moves; either way n is what is queued. */
+                ev_node *small = realloc(n, sizeof *n);
+                if (small != NULL) {
+                    n = small;
+                    n->len = 0;
+                }
+            }
             evq_push(&s->parts[n->part].decoded, n);
         }
         if (wake) {
