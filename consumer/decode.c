@@ -20,6 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json.h"
+
 /*
  * cJSON's type predicates are exported functions; the decoder asks them for
  * every node it touches, so it tests the type bits inline instead. NULL is
@@ -142,6 +144,11 @@ static void cjson_release(void *p)
     if (cjson_arena == NULL) {
         free(p);
     }
+}
+
+static void *tree_alloc(void *ctx, size_t n)
+{
+    return arena_alloc(ctx, n);
 }
 
 __attribute__((constructor)) static void install_cjson_hooks(void)
@@ -1563,9 +1570,17 @@ static bool parse_body(sw_decoder *d, const unsigned char *p, size_t len, sw_dec
         return body_fail(res, err, SW_DECODE_BAD_EMPTY, "empty body");
     }
     const char *end = NULL;
-    cjson_arena = &d->tree_mem;
-    d->tree = cJSON_ParseWithLengthOpts((const char *)p, len, &end, 0);
-    cjson_arena = NULL;
+    size_t fast_end = 0;
+    d->tree = sw_json_parse_fast((const char *)p, len, &fast_end, tree_alloc, &d->tree_mem);
+    if (d->tree != NULL) {
+        end = (const char *)p + fast_end;
+    } else {
+        /* Not taken by the fast parser (a rarity or an error): cJSON decides. */
+        arena_reset(&d->tree_mem);
+        cjson_arena = &d->tree_mem;
+        d->tree = cJSON_ParseWithLengthOpts((const char *)p, len, &end, 0);
+        cjson_arena = NULL;
+    }
     if (d->tree == NULL) {
         /* Say why: cJSON only knows "not JSON" (its nesting limit is a fixed 1000). */
         if (!prescan(p, len, d->opts.max_json_depth, &res->bad, err)) {

@@ -26,8 +26,10 @@ if(SW_FUZZ)
     message(FATAL_ERROR "SW_FUZZ=ON needs clang (libFuzzer): configure with CC=clang")
   endif()
   add_executable(fuzz_decode fuzz/fuzz_decode.c
-    ${PROJECT_SOURCE_DIR}/consumer/decode.c ${PROJECT_SOURCE_DIR}/consumer/finding.c)
-  target_include_directories(fuzz_decode PRIVATE ${PROJECT_SOURCE_DIR}/include)
+    ${PROJECT_SOURCE_DIR}/consumer/decode.c ${PROJECT_SOURCE_DIR}/consumer/json.c
+    ${PROJECT_SOURCE_DIR}/consumer/finding.c)
+  target_include_directories(fuzz_decode PRIVATE ${PROJECT_SOURCE_DIR}/include
+    ${PROJECT_SOURCE_DIR}/consumer)
   target_compile_options(fuzz_decode PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_options(fuzz_decode PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_decode PRIVATE sw_common PkgConfig::CJSON m)

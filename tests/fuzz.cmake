@@ -26,6 +26,13 @@ function(sw_add_fuzz name)
   endif()
 endfunction()
 
+# The decoder's fast JSON parser against cJSON (differential: same tree or gives up).
+sw_add_fuzz(json SOURCES ${PROJECT_SOURCE_DIR}/consumer/json.c LIBS PkgConfig::CJSON)
+# ... also over the decoder's corpus and the real Defender samples.
+add_test(NAME fuzz_json_decode_inputs COMMAND fuzz_json_replay
+  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/decode ${CMAKE_CURRENT_SOURCE_DIR}/data/samples)
+set_tests_properties(fuzz_json_decode_inputs PROPERTIES LABELS unit)
+
 # The configuration file (YAML) and the validation of every setting's consumer.
 sw_add_fuzz(config LIBS sw_notify sw_amqp sw_state sw_consumer PkgConfig::CJSON)
 # The route matcher: routes JSON + a diff record, matched, filtered, rendered.
