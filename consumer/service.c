@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1444,6 +1445,14 @@ bool sw_service_run(const sw_config *cfg, const sw_service_opts *o, sw_service_s
         return sw_err_set(err, SW_E_NOMEM, "out of memory");
     }
     stop_requested = 0;
+    /* glibc gives each thread that allocates its own 64 MiB arena: RocksDB's
+     * background threads, the decoding and the processing thread would each keep
+     * their own free memory (15 MiB more peak RSS on the e2e benchmark's 1M-finding
+     * stream, docs/benchmarks.md). Two arenas are enough for our contention; an
+     * operator's MALLOC_ARENA_MAX still wins. */
+    if (getenv("MALLOC_ARENA_MAX") == NULL) {
+        mallopt(M_ARENA_MAX, 2);
+    }
     s->cfg = cfg;
     s->o = o;
     pthread_mutex_init(&s->mu, NULL);
