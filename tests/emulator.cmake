@@ -1,6 +1,7 @@
 # Tests of the Event Hubs emulator (emulator/).
 sw_add_unit_test(test_emulator_store SOURCES unit/test_emulator_store.c LIBS sw_emulator)
 sw_add_unit_test(test_emulator_auth SOURCES unit/test_emulator_auth.c LIBS sw_emulator)
+sw_add_unit_test(test_emulator_load SOURCES unit/test_emulator_load.c LIBS sw_emulator)
 
 # Throw-away TLS material for the TLS tests, generated in the build tree.
 set(SW_EMU_CERTS ${PROJECT_BINARY_DIR}/tests/emulator-certs)
