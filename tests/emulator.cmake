@@ -60,3 +60,13 @@ add_executable(fuzz_emulator_replay emulator/fuzz_emulator.c emulator/fuzz_main.
 target_link_libraries(fuzz_emulator_replay PRIVATE sw_emulator)
 add_test(NAME fuzz_emulator_corpus COMMAND fuzz_emulator_replay ${SW_EMU_CORPUS})
 set_tests_properties(fuzz_emulator_corpus PROPERTIES LABELS unit)
+
+# --load --load-format timed with sw-gen --emit-enqueued, through the pinned SDK:
+# bodies, enqueued times, seq/offsets, an enqueued-time start, bad files.
+if(SW_NODE)
+  add_test(NAME emulator_sdk_timed_load
+    COMMAND ${SW_NODE} ${SW_SDK_DIR}/emulator-timed-load.mjs
+            --emulator $<TARGET_FILE:scanwatch-emulator> --gen $<TARGET_FILE:sw-gen>
+    WORKING_DIRECTORY ${SW_SDK_DIR})
+  set_tests_properties(emulator_sdk_timed_load PROPERTIES LABELS integration TIMEOUT 180)
+endif()
