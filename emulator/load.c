@@ -167,8 +167,7 @@ static bool load_line(emu_store *s, const emu_load_options *o, emu_hub *h, emu_p
                           "(times must not decrease within a partition)",
                           t, prev, p->id);
     }
-    return emu_partition_append_file(s, p, pos + (int64_t)body_at, line + body_at, body_len, enq_ms,
-                                     err);
+    return emu_partition_append_file(s, p, pos + (int64_t)body_at, body_len, enq_ms, err);
 }
 
 bool emu_load_file(emu_store *s, const emu_load_options *o, long long *events, sw_err *err)

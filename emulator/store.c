@@ -24,8 +24,7 @@ struct emu_store {
     int file_fd;     /* the load file of file-backed events, -1 if none */
     char *file_key;  /* partition key of file-backed events, NULL if none */
     size_t file_key_len;
-    unsigned char *file_body; /* pread target, EMU_MAX_MESSAGE_SIZE bytes */
-    emu_event *file_event;    /* the last file-backed event read (scratch) */
+    emu_event *file_event; /* the last file-backed event read (scratch) */
 };
 
 emu_store *emu_store_new(size_t retain_count, size_t retain_bytes, sw_err *err)
@@ -82,7 +81,6 @@ void emu_store_free(emu_store *s)
         close(s->file_fd);
     }
     free(s->file_key);
-    free(s->file_body);
     free(s->file_event);
     free(s);
 }
@@ -410,6 +408,35 @@ static bool copy_annotations(emu_store *s, const unsigned char *v, size_t n, uin
 }
 
 /* Encodes the event with sequence number seq at offset into s->scratch. */
+/*
+ * Appends the message-annotations section to b: ours (seq, offset, enqueued
+ * time, and pkey unless NULL) then the sender's kept entries in s->ann_tail.
+ */
+static void put_annotations(emu_store *s, sw_buf *b, int64_t seq, int64_t offset, int64_t enq_ms,
+                            const char *pkey, size_t pkey_len, uint32_t kept)
+{
+    char off[24];
+    int off_len = snprintf(off, sizeof off, "%lld", (long long)offset);
+    sw_buf *ours = &s->ours;
+    sw_buf_reset(ours);
+    emu_amqp_put_symbol(ours, "x-opt-sequence-number", 21);
+    emu_amqp_put_long(ours, seq);
+    emu_amqp_put_symbol(ours, "x-opt-offset", 12);
+    emu_amqp_put_string(ours, off, (size_t)off_len);
+    emu_amqp_put_symbol(ours, "x-opt-enqueued-time", 19);
+    emu_amqp_put_timestamp(ours, enq_ms);
+    uint32_t count = kept + 6;
+    if (pkey != NULL) {
+        emu_amqp_put_symbol(ours, "x-opt-partition-key", 19);
+        emu_amqp_put_string(ours, pkey, pkey_len);
+        count += 2;
+    }
+    emu_amqp_put_descriptor(b, EMU_SEC_MESSAGE_ANN);
+    emu_amqp_put_map32_header(b, count, ours->len + s->ann_tail.len);
+    sw_buf_append(b, ours->data, ours->len);
+    sw_buf_append(b, s->ann_tail.data, s->ann_tail.len);
+}
+
 static bool encode_event(emu_store *s, int64_t seq, int64_t offset, const unsigned char *msg,
                          size_t len, const char *pkey, size_t pkey_len, int64_t enq_ms, sw_err *err)
 {
@@ -436,26 +463,7 @@ static bool encode_event(emu_store *s, int64_t seq, int64_t offset, const unsign
     }
     sw_buf *b = &s->scratch;
     sw_buf_append(b, msg, header_len);
-    char off[24];
-    int off_len = snprintf(off, sizeof off, "%lld", (long long)offset);
-    sw_buf *ours = &s->ours;
-    sw_buf_reset(ours);
-    emu_amqp_put_symbol(ours, "x-opt-sequence-number", 21);
-    emu_amqp_put_long(ours, seq);
-    emu_amqp_put_symbol(ours, "x-opt-offset", 12);
-    emu_amqp_put_string(ours, off, (size_t)off_len);
-    emu_amqp_put_symbol(ours, "x-opt-enqueued-time", 19);
-    emu_amqp_put_timestamp(ours, enq_ms);
-    uint32_t count = kept + 6;
-    if (!has_pkey && pkey != NULL) {
-        emu_amqp_put_symbol(ours, "x-opt-partition-key", 19);
-        emu_amqp_put_string(ours, pkey, pkey_len);
-        count += 2;
-    }
-    emu_amqp_put_descriptor(b, EMU_SEC_MESSAGE_ANN);
-    emu_amqp_put_map32_header(b, count, ours->len + s->ann_tail.len);
-    sw_buf_append(b, ours->data, ours->len);
-    sw_buf_append(b, s->ann_tail.data, s->ann_tail.len);
+    put_annotations(s, b, seq, offset, enq_ms, has_pkey ? NULL : pkey, pkey_len, kept);
     for (size_t at = header_len; at < len;) {
         size_t size, vat;
         unsigned code;
@@ -465,7 +473,23 @@ static bool encode_event(emu_store *s, int64_t seq, int64_t offset, const unsign
         }
         at += size;
     }
-    return sw_buf_check(b, err) && sw_buf_check(&s->ann_tail, err) && sw_buf_check(ours, err);
+    return sw_buf_check(b, err) && sw_buf_check(&s->ann_tail, err) && sw_buf_check(&s->ours, err);
+}
+
+/*
+ * Encodes a file-backed event into s->scratch up to the body: annotations and
+ * the data section's header. What encode_event makes of the body wrapped in a
+ * data section is exactly this followed by the body's bytes.
+ */
+static bool encode_file_head(emu_store *s, int64_t seq, int64_t offset, int64_t enq_ms,
+                             size_t body_len, sw_err *err)
+{
+    sw_buf_reset(&s->scratch);
+    sw_buf_reset(&s->ann_tail);
+    put_annotations(s, &s->scratch, seq, offset, enq_ms, s->file_key, s->file_key_len, 0);
+    emu_amqp_put_descriptor(&s->scratch, EMU_SEC_DATA);
+    emu_amqp_put_binary_header(&s->scratch, body_len);
+    return sw_buf_check(&s->scratch, err) && sw_buf_check(&s->ours, err);
 }
 
 bool emu_partition_append(emu_store *s, emu_partition *p, const unsigned char *msg, size_t len,
@@ -517,7 +541,6 @@ bool emu_store_set_file(emu_store *s, int fd, const char *pkey, size_t pkey_len,
         return sw_err_set(err, SW_E_CONFIG, "the emulator store already has a load file");
     }
     s->file_fd = fd;
-    s->file_body = malloc(EMU_MAX_MESSAGE_SIZE);
     /* An encoded event never exceeds the scratch buffer's bound. */
     s->file_event = malloc(sizeof *s->file_event + 2 * EMU_MAX_MESSAGE_SIZE);
     if (pkey != NULL) {
@@ -528,14 +551,14 @@ bool emu_store_set_file(emu_store *s, int fd, const char *pkey, size_t pkey_len,
             s->file_key_len = pkey_len;
         }
     }
-    if (s->file_body == NULL || s->file_event == NULL || (pkey != NULL && s->file_key == NULL)) {
+    if (s->file_event == NULL || (pkey != NULL && s->file_key == NULL)) {
         return sw_err_set(err, SW_E_NOMEM, "load file buffers");
     }
     return true;
 }
 
-bool emu_partition_append_file(emu_store *s, emu_partition *p, int64_t file_pos, const void *body,
-                               size_t len, int64_t enq_ms, sw_err *err)
+bool emu_partition_append_file(emu_store *s, emu_partition *p, int64_t file_pos, size_t len,
+                               int64_t enq_ms, sw_err *err)
 {
     if (s->file_fd < 0) {
         return sw_err_set(err, SW_E_CONFIG, "file-backed event without a load file");
@@ -545,29 +568,34 @@ bool emu_partition_append_file(emu_store *s, emu_partition *p, int64_t file_pos,
                           EMU_MAX_MESSAGE_SIZE);
     }
     int64_t enq = enq_ms < p->last_enq_ms ? p->last_enq_ms : enq_ms;
-    /* Encoding now fixes the event's size, hence the offsets of those after it. */
-    if (!body_message(s, body, len, err) ||
-        !encode_event(s, p->next_seq, p->next_offset, (const unsigned char *)s->msg.data,
-                      s->msg.len, s->file_key, s->file_key_len, enq, err)) {
+    /* The encoded size fixes the offsets of the events after this one. */
+    if (!encode_file_head(s, p->next_seq, p->next_offset, enq, len, err)) {
         return false;
     }
     emu_slot slot = {.offset = p->next_offset,
                      .enqueued_ms = enq,
                      .where.file_pos = file_pos,
-                     .len = (uint32_t)s->scratch.len,
+                     .len = (uint32_t)(s->scratch.len + len),
                      .body_len = (uint32_t)len};
     return ring_push(s, p, &slot, err);
 }
 
-/* Reads and encodes a file-backed event into s->file_event. */
+/* Encodes a file-backed event into s->file_event, the body read straight into place. */
 static const emu_event *read_file_event(emu_store *s, const emu_partition *p, int64_t seq,
                                         const emu_slot *e)
 {
     sw_err err;
     sw_err_clear(&err);
+    emu_event *ev = s->file_event;
+    bool ok = encode_file_head(s, seq, e->offset, e->enqueued_ms, e->body_len, &err);
+    size_t head = s->scratch.len;
+    if (ok && head + e->body_len != e->len) {
+        ok = sw_err_set(&err, SW_E_IO, "encoded size %zu differs from the indexed %u",
+                        head + e->body_len, e->len);
+    }
     size_t got = 0;
-    while (got < e->body_len) {
-        ssize_t n = pread(s->file_fd, s->file_body + got, e->body_len - got,
+    while (ok && got < e->body_len) {
+        ssize_t n = pread(s->file_fd, ev->bytes + head + got, e->body_len - got,
                           (off_t)(e->where.file_pos + (int64_t)got));
         if (n < 0 && errno == EINTR) {
             continue;
@@ -577,28 +605,21 @@ static const emu_event *read_file_event(emu_store *s, const emu_partition *p, in
                        (long long)e->where.file_pos,
                        n == 0 ? "end of file (the file shrank since it was loaded)"
                               : strerror(errno));
+            ok = false;
             break;
         }
         got += (size_t)n;
-    }
-    bool ok = got == e->body_len && body_message(s, s->file_body, got, &err) &&
-              encode_event(s, seq, e->offset, (const unsigned char *)s->msg.data, s->msg.len,
-                           s->file_key, s->file_key_len, e->enqueued_ms, &err);
-    if (ok && s->scratch.len != e->len) {
-        ok = sw_err_set(&err, SW_E_IO, "encoded size %zu differs from the indexed %u",
-                        s->scratch.len, e->len);
     }
     if (!ok) {
         SW_LOG(SW_LOG_ERROR, "cannot read a loaded event", SW_LF_STR("hub", p->hub->name),
                SW_LF_STR("partition", p->id), SW_LF_INT("seq", seq), SW_LF_STR("error", err.msg));
         return NULL;
     }
-    emu_event *ev = s->file_event;
+    memcpy(ev->bytes, s->scratch.data, head);
     ev->seq = seq;
     ev->offset = e->offset;
     ev->enqueued_ms = e->enqueued_ms;
-    ev->len = s->scratch.len;
-    memcpy(ev->bytes, s->scratch.data, ev->len);
+    ev->len = e->len;
     return ev;
 }
 

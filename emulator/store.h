@@ -140,12 +140,12 @@ bool emu_partition_append_body(emu_store *s, emu_partition *p, const void *body,
 bool emu_store_set_file(emu_store *s, int fd, const char *pkey, size_t pkey_len, sw_err *err);
 /*
  * Appends a file-backed event whose body (one data section) is the len bytes
- * at file_pos of the store's file; body holds those bytes now (to size the
- * encoded event) and is not kept. enq_ms is the enqueued time, kept
- * non-decreasing per partition like emu_partition_append's now_ms.
+ * at file_pos of the store's file (not read now: the encoded size depends on
+ * the length only). enq_ms is the enqueued time, kept non-decreasing per
+ * partition like emu_partition_append's now_ms.
  */
-bool emu_partition_append_file(emu_store *s, emu_partition *p, int64_t file_pos, const void *body,
-                               size_t len, int64_t enq_ms, sw_err *err);
+bool emu_partition_append_file(emu_store *s, emu_partition *p, int64_t file_pos, size_t len,
+                               int64_t enq_ms, sw_err *err);
 
 /*
  * Event with sequence number seq, or NULL when not retained or when reading
