@@ -183,7 +183,8 @@ function generate(path, images, seed, start, timed = false) {
       prefix = tab + 1; // sw-gen writes every time with the same width
     }
     first = false;
-    for (let i = 0; i < got; i++) if (chunk[i] === 10) lines++;
+    // indexOf is a native scan: a JS byte loop over a 30 GB stream takes minutes
+    for (let i = chunk.indexOf(10, 0); i >= 0 && i < got; i = chunk.indexOf(10, i + 1)) lines++;
   }
   closeSync(fd);
   return { events: lines, bytes: st.size - lines * (1 + prefix) };
