@@ -407,7 +407,6 @@ static bool copy_annotations(emu_store *s, const unsigned char *v, size_t n, uin
     return true;
 }
 
-/* Encodes the event with sequence number seq at offset into s->scratch. */
 /*
  * Appends the message-annotations section to b: ours (seq, offset, enqueued
  * time, and pkey unless NULL) then the sender's kept entries in s->ann_tail.
@@ -437,6 +436,7 @@ static void put_annotations(emu_store *s, sw_buf *b, int64_t seq, int64_t offset
     sw_buf_append(b, s->ann_tail.data, s->ann_tail.len);
 }
 
+/* Encodes the event with sequence number seq at offset into s->scratch. */
 static bool encode_event(emu_store *s, int64_t seq, int64_t offset, const unsigned char *msg,
                          size_t len, const char *pkey, size_t pkey_len, int64_t enq_ms, sw_err *err)
 {
