@@ -70,3 +70,19 @@ if(SW_NODE)
     WORKING_DIRECTORY ${SW_SDK_DIR})
   set_tests_properties(emulator_sdk_timed_load PROPERTIES LABELS integration TIMEOUT 180)
 endif()
+
+# --load files: the line reader, the timed format, file-backed events read back.
+# With -DSW_FUZZ=ON (CC=clang): the libFuzzer target fuzz_emulator_load.
+add_executable(fuzz_emulator_load_replay emulator/fuzz_emulator_load.c emulator/fuzz_main.c)
+target_link_libraries(fuzz_emulator_load_replay PRIVATE sw_emulator)
+add_test(NAME fuzz_emulator_load_corpus COMMAND fuzz_emulator_load_replay
+  ${CMAKE_CURRENT_SOURCE_DIR}/emulator/corpus-load)
+set_tests_properties(fuzz_emulator_load_corpus PROPERTIES LABELS unit)
+if(SW_FUZZ)
+  add_executable(fuzz_emulator_load emulator/fuzz_emulator_load.c ${SW_EMU_PARSERS}
+    ${PROJECT_SOURCE_DIR}/emulator/load.c)
+  target_include_directories(fuzz_emulator_load PRIVATE ${PROJECT_SOURCE_DIR}/emulator)
+  target_compile_options(fuzz_emulator_load PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_emulator_load PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_emulator_load PRIVATE sw_common PkgConfig::OPENSSL)
+endif()
