@@ -45,6 +45,9 @@ const file = join(work, "events.tsv");
 const gen = spawnSync(genPath, ["--images", "40", "--findings", "5", "--rescans", "3", "--mix", "0,1,0",
   "--interval", "1h", "--emit-enqueued", "--out", file]);
 check(gen.status === 0, "sw-gen --emit-enqueued exit status", gen.status, 0);
+const again = spawnSync(genPath, ["--images", "40", "--findings", "5", "--rescans", "3", "--mix", "0,1,0",
+  "--interval", "1h", "--emit-enqueued"], { maxBuffer: 1 << 28 }).stdout;
+check(Buffer.compare(again, readFileSync(file)) === 0, "sw-gen --emit-enqueued is deterministic (same bytes twice)");
 const lines = readFileSync(file, "utf8").split("\n").filter((l) => l !== "");
 const want = lines.map((l) => {
   const tab = l.indexOf("\t");
