@@ -181,7 +181,7 @@ static void put_be(sw_buf *b, uint64_t v, int bytes)
     sw_buf_append(b, tmp, (size_t)bytes);
 }
 
-static void put_var(sw_buf *b, unsigned char code8, unsigned char code32, const void *p, size_t len)
+static void put_var_header(sw_buf *b, unsigned char code8, unsigned char code32, size_t len)
 {
     if (len <= 0xff) {
         unsigned char h[2] = {code8, (unsigned char)len};
@@ -190,7 +190,17 @@ static void put_var(sw_buf *b, unsigned char code8, unsigned char code32, const 
         sw_buf_append_char(b, (char)code32);
         put_be(b, len, 4);
     }
+}
+
+static void put_var(sw_buf *b, unsigned char code8, unsigned char code32, const void *p, size_t len)
+{
+    put_var_header(b, code8, code32, len);
     sw_buf_append(b, p, len);
+}
+
+void emu_amqp_put_binary_header(sw_buf *b, size_t len)
+{
+    put_var_header(b, 0xa0, 0xb0, len);
 }
 
 void emu_amqp_put_symbol(sw_buf *b, const char *s, size_t len)

@@ -50,6 +50,8 @@ void emu_amqp_put_string(sw_buf *b, const char *s, size_t len);
 void emu_amqp_put_long(sw_buf *b, int64_t v);
 void emu_amqp_put_timestamp(sw_buf *b, int64_t ms);
 void emu_amqp_put_binary(sw_buf *b, const void *p, size_t len);
+/* Only the type code and length of a binary of len bytes (the caller adds the bytes). */
+void emu_amqp_put_binary_header(sw_buf *b, size_t len);
 /* Section header bytes: 0x00 0x53 code. */
 void emu_amqp_put_descriptor(sw_buf *b, unsigned code);
 /* map32 header for count elements whose encoding is body_len bytes. */

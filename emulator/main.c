@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "auth.h"
-#include "lineio.h"
+#include "load.h"
 #include "scanwatch/swtime.h"
 #include "scanwatch/log.h"
 #include "server.h"
@@ -31,6 +31,7 @@ typedef struct {
     const char *load_hub;
     const char *load_partition;
     const char *load_key;
+    const char *load_format;
     const char *log_level;
 } emu_args;
 
@@ -51,6 +52,9 @@ static void usage(FILE *out)
           "  --control-port N        control channel on a loopback TCP port (0 = ephemeral)\n"
           "  --no-control-stdin      do not read control commands on stdin\n"
           "  --load FILE             publish each non-empty line of FILE as an event at start\n"
+          "                          (indexed; bodies are read from FILE when delivered)\n"
+          "  --load-format F         plain: a line is a body, enqueued now (default);\n"
+          "                          timed: <RFC 3339 enqueued time><TAB><body>\n"
           "  --load-hub NAME         hub for --load (default: the first hub)\n"
           "  --load-partition ID     --load into one partition (default round-robin)\n"
           "  --load-key KEY          --load with this partition key (hashed like the service)\n"
@@ -147,6 +151,8 @@ static bool parse_args(int argc, char **argv, emu_args *a, sw_err *err)
             a->load_partition = val;
         } else if (strcmp(f, "--load-key") == 0) {
             a->load_key = val;
+        } else if (strcmp(f, "--load-format") == 0) {
+            a->load_format = val;
         } else if (strcmp(f, "--log-level") == 0) {
             a->log_level = val;
         } else {
@@ -160,6 +166,11 @@ static bool parse_args(int argc, char **argv, emu_args *a, sw_err *err)
         return sw_err_set(err, SW_E_CONFIG, "--host '%s': only loopback addresses are allowed",
                           a->opt.host);
     }
+    emu_load_format fmt;
+    if (!emu_load_format_parse(a->load_format, &fmt)) {
+        return sw_err_set(err, SW_E_CONFIG, "--load-format '%s': use plain or timed",
+                          a->load_format);
+    }
     if (a->load_partition != NULL && a->load_key != NULL) {
         return sw_err_set(err, SW_E_CONFIG, "--load-partition and --load-key exclude each other");
     }
@@ -168,70 +179,21 @@ static bool parse_args(int argc, char **argv, emu_args *a, sw_err *err)
 
 static bool load_file(emu_store *store, const emu_args *a, sw_err *err)
 {
-    emu_hub *h = a->load_hub != NULL ? emu_store_hub(store, a->load_hub, strlen(a->load_hub))
-                                     : emu_store_hub_at(store, 0);
-    if (h == NULL) {
-        return sw_err_set(err, SW_E_CONFIG, "--load-hub '%s': no such hub", a->load_hub);
+    emu_load_options o = {.path = a->load_file,
+                          .hub = a->load_hub,
+                          .partition = a->load_partition,
+                          .key = a->load_key};
+    if (!emu_load_format_parse(a->load_format, &o.format)) {
+        return sw_err_set(err, SW_E_CONFIG, "--load-format '%s': use plain or timed",
+                          a->load_format);
     }
-    emu_partition *fixed = NULL;
-    if (a->load_partition != NULL) {
-        fixed = emu_hub_partition(h, a->load_partition, strlen(a->load_partition));
-        if (fixed == NULL) {
-            return sw_err_set(err, SW_E_CONFIG,
-                              "--load-partition '%s': hub %s has partitions "
-                              "0..%d",
-                              a->load_partition, h->name, h->partition_count - 1);
-        }
+    long long events = 0;
+    if (!emu_load_file(store, &o, &events, err)) {
+        return false;
     }
-    FILE *fp = fopen(a->load_file, "r");
-    if (fp == NULL) {
-        return sw_err_set(err, SW_E_IO, "--load '%s': %s", a->load_file, strerror(errno));
-    }
-    /* One byte more than an event may hold, so that a longer line is detected. */
-    char *line = malloc(EMU_MAX_MESSAGE_SIZE + 2);
-    if (line == NULL) {
-        fclose(fp);
-        return sw_err_set(err, SW_E_NOMEM, "--load line buffer");
-    }
-    long long lineno = 0, events = 0;
-    bool ok = true;
-    const char *key = a->load_key;
-    size_t key_len = key != NULL ? strlen(key) : 0;
-    for (;;) {
-        size_t n;
-        emu_line_status st = emu_read_line(fp, line, EMU_MAX_MESSAGE_SIZE + 2, &n);
-        if (st == EMU_LINE_EOF) {
-            break;
-        }
-        lineno++;
-        if (st == EMU_LINE_TOO_LONG || n > EMU_MAX_MESSAGE_SIZE) {
-            ok = sw_err_set(err, SW_E_TOO_LARGE,
-                            "--load '%s' line %lld: longer than the %d byte event limit",
-                            a->load_file, lineno, EMU_MAX_MESSAGE_SIZE);
-            break;
-        }
-        if (n == 0) {
-            continue;
-        }
-        emu_partition *p = fixed != NULL ? fixed : emu_hub_route(h, key, key_len);
-        if (!emu_partition_append_body(store, p, line, n, key, key_len, sw_time_now() / 1000,
-                                       err)) {
-            sw_err_prefix(err, "--load '%s' line %lld", a->load_file, lineno);
-            ok = false;
-            break;
-        }
-        events++;
-    }
-    if (ok && ferror(fp)) {
-        ok = sw_err_set(err, SW_E_IO, "--load '%s': read error", a->load_file);
-    }
-    free(line);
-    fclose(fp);
-    if (ok) {
-        SW_LOG(SW_LOG_INFO, "loaded events", SW_LF_STR("file", a->load_file),
-               SW_LF_INT("events", events), SW_LF_STR("hub", h->name));
-    }
-    return ok;
+    SW_LOG(SW_LOG_INFO, "loaded events", SW_LF_STR("file", a->load_file),
+           SW_LF_INT("events", events), SW_LF_STR("format", a->load_format));
+    return true;
 }
 
 int main(int argc, char **argv)
@@ -244,6 +206,7 @@ int main(int argc, char **argv)
                 .idle_timeout_ms = 120000},
         .retain_count = 1000000,
         .retain_bytes = 268435456,
+        .load_format = "plain",
         .log_level = "warn",
     };
     sw_err err;

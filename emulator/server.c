@@ -684,6 +684,11 @@ static void deliver(emu_server *s, emu_link *el)
     int budget = EMU_DELIVER_CHUNK;
     while (pn_link_credit(l) > 0 && el->cursor < p->next_seq && budget-- > 0) {
         const emu_event *e = emu_partition_get(p, el->cursor);
+        if (e == NULL) {
+            /* A loaded event could not be re-read (logged); the client may retry. */
+            link_close(el, "amqp:internal-error", "cannot read a loaded event");
+            return;
+        }
         uint64_t tag = el->tag++;
         pn_delivery_t *d = pn_delivery(l, pn_dtag((const char *)&tag, sizeof tag));
         pn_link_send(l, (const char *)e->bytes, e->len);

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "amqpbin.h"
 #include "scanwatch/buf.h"
+#include "scanwatch/log.h"
 #include "scanwatch/swtime.h"
 
 struct emu_store {
@@ -18,6 +20,11 @@ struct emu_store {
     sw_buf scratch;  /* encoding of the event being appended */
     sw_buf ann_tail; /* sender's own message annotations, re-used per append */
     sw_buf ours;     /* the emulator's annotations, re-used per append */
+    sw_buf msg;      /* a body wrapped in a data section, re-used per append / read */
+    int file_fd;     /* the load file of file-backed events, -1 if none */
+    char *file_key;  /* partition key of file-backed events, NULL if none */
+    size_t file_key_len;
+    emu_event *file_event; /* the last file-backed event read (scratch) */
 };
 
 emu_store *emu_store_new(size_t retain_count, size_t retain_bytes, sw_err *err)
@@ -33,13 +40,22 @@ emu_store *emu_store_new(size_t retain_count, size_t retain_bytes, sw_err *err)
     sw_buf_init(&s->scratch, 2 * EMU_MAX_MESSAGE_SIZE);
     sw_buf_init(&s->ann_tail, 2 * EMU_MAX_MESSAGE_SIZE);
     sw_buf_init(&s->ours, 4096);
+    sw_buf_init(&s->msg, EMU_MAX_MESSAGE_SIZE + 16);
+    s->file_fd = -1;
     return s;
+}
+
+static void slot_free(emu_slot *e)
+{
+    if (e->body_len == 0) {
+        free(e->where.mem);
+    }
 }
 
 static void partition_free(emu_partition *p)
 {
     for (size_t i = 0; i < p->count; i++) {
-        free(p->ring[(p->head + i) % p->cap]);
+        slot_free(&p->ring[(p->head + i) % p->cap]);
     }
     free(p->ring);
 }
@@ -60,6 +76,12 @@ void emu_store_free(emu_store *s)
     sw_buf_free(&s->scratch);
     sw_buf_free(&s->ann_tail);
     sw_buf_free(&s->ours);
+    sw_buf_free(&s->msg);
+    if (s->file_fd >= 0) {
+        close(s->file_fd);
+    }
+    free(s->file_key);
+    free(s->file_event);
     free(s);
 }
 
@@ -136,6 +158,7 @@ bool emu_store_add_hub_spec(emu_store *s, const char *spec, sw_err *err)
         return sw_err_set(err, SW_E_NOMEM, "hub partitions");
     }
     memcpy(h->name, spec, name_len);
+    h->store = s;
     h->partition_count = (int)n;
     h->created_ms = sw_time_now() / 1000;
     for (int i = 0; i < h->partition_count; i++) {
@@ -280,33 +303,60 @@ static void evict(emu_store *s, emu_partition *p)
 {
     while (p->count > 0 && ((s->retain_count > 0 && p->count > s->retain_count) ||
                             (s->retain_bytes > 0 && p->bytes > s->retain_bytes))) {
-        emu_event *e = p->ring[p->head];
+        emu_slot *e = &p->ring[p->head];
         p->bytes -= e->len;
-        free(e);
+        slot_free(e);
         p->head = (p->head + 1) % p->cap;
         p->count--;
         p->begin_seq++;
     }
 }
 
-static bool ring_push(emu_partition *p, emu_event *e, sw_err *err)
+static bool ring_grow(emu_partition *p, sw_err *err)
 {
-    if (p->count == p->cap) {
-        size_t ncap = p->cap == 0 ? 1024 : p->cap * 2;
-        emu_event **nr = malloc(ncap * sizeof *nr);
+    /* x1.5, not x2: a 10M-event load file's index is most of the emulator's RAM. */
+    size_t ncap = p->cap < 1024 ? 1024 : p->cap + p->cap / 2;
+    if (ncap > SIZE_MAX / sizeof *p->ring) {
+        return sw_err_set(err, SW_E_NOMEM, "partition %s ring of %zu events", p->id, ncap);
+    }
+    if (p->head == 0) {
+        /* Nothing wraps (always so while loading): realloc can remap instead of copying. */
+        emu_slot *nr = realloc(p->ring, ncap * sizeof *nr);
         if (nr == NULL) {
-            return sw_err_set(err, SW_E_NOMEM, "partition %s ring", p->id);
+            return sw_err_set(err, SW_E_NOMEM, "partition %s ring of %zu events", p->id, ncap);
         }
-        for (size_t i = 0; i < p->count; i++) {
-            nr[i] = p->ring[(p->head + i) % p->cap];
-        }
-        free(p->ring);
         p->ring = nr;
         p->cap = ncap;
-        p->head = 0;
+        return true;
     }
-    p->ring[(p->head + p->count) % p->cap] = e;
+    emu_slot *nr = malloc(ncap * sizeof *nr);
+    if (nr == NULL) {
+        return sw_err_set(err, SW_E_NOMEM, "partition %s ring of %zu events", p->id, ncap);
+    }
+    for (size_t i = 0; i < p->count; i++) {
+        nr[i] = p->ring[(p->head + i) % p->cap];
+    }
+    free(p->ring);
+    p->ring = nr;
+    p->cap = ncap;
+    p->head = 0;
+    return true;
+}
+
+/* Appends the slot of the next event (its offset and seq are the partition's next ones). */
+static bool ring_push(emu_store *s, emu_partition *p, const emu_slot *e, sw_err *err)
+{
+    if (p->count == p->cap && !ring_grow(p, err)) {
+        return false;
+    }
+    p->ring[(p->head + p->count) % p->cap] = *e;
     p->count++;
+    p->bytes += e->len;
+    p->last_offset = e->offset;
+    p->last_enq_ms = e->enqueued_ms;
+    p->next_seq++;
+    p->next_offset += (int64_t)e->len;
+    evict(s, p);
     return true;
 }
 
@@ -357,8 +407,38 @@ static bool copy_annotations(emu_store *s, const unsigned char *v, size_t n, uin
     return true;
 }
 
-static bool encode_event(emu_store *s, emu_partition *p, const unsigned char *msg, size_t len,
-                         const char *pkey, size_t pkey_len, int64_t enq_ms, sw_err *err)
+/*
+ * Appends the message-annotations section to b: ours (seq, offset, enqueued
+ * time, and pkey unless NULL) then the sender's kept entries in s->ann_tail.
+ */
+static void put_annotations(emu_store *s, sw_buf *b, int64_t seq, int64_t offset, int64_t enq_ms,
+                            const char *pkey, size_t pkey_len, uint32_t kept)
+{
+    char off[24];
+    int off_len = snprintf(off, sizeof off, "%lld", (long long)offset);
+    sw_buf *ours = &s->ours;
+    sw_buf_reset(ours);
+    emu_amqp_put_symbol(ours, "x-opt-sequence-number", 21);
+    emu_amqp_put_long(ours, seq);
+    emu_amqp_put_symbol(ours, "x-opt-offset", 12);
+    emu_amqp_put_string(ours, off, (size_t)off_len);
+    emu_amqp_put_symbol(ours, "x-opt-enqueued-time", 19);
+    emu_amqp_put_timestamp(ours, enq_ms);
+    uint32_t count = kept + 6;
+    if (pkey != NULL) {
+        emu_amqp_put_symbol(ours, "x-opt-partition-key", 19);
+        emu_amqp_put_string(ours, pkey, pkey_len);
+        count += 2;
+    }
+    emu_amqp_put_descriptor(b, EMU_SEC_MESSAGE_ANN);
+    emu_amqp_put_map32_header(b, count, ours->len + s->ann_tail.len);
+    sw_buf_append(b, ours->data, ours->len);
+    sw_buf_append(b, s->ann_tail.data, s->ann_tail.len);
+}
+
+/* Encodes the event with sequence number seq at offset into s->scratch. */
+static bool encode_event(emu_store *s, int64_t seq, int64_t offset, const unsigned char *msg,
+                         size_t len, const char *pkey, size_t pkey_len, int64_t enq_ms, sw_err *err)
 {
     sw_buf_reset(&s->scratch);
     sw_buf_reset(&s->ann_tail);
@@ -383,26 +463,7 @@ static bool encode_event(emu_store *s, emu_partition *p, const unsigned char *ms
     }
     sw_buf *b = &s->scratch;
     sw_buf_append(b, msg, header_len);
-    char off[24];
-    int off_len = snprintf(off, sizeof off, "%lld", (long long)p->next_offset);
-    sw_buf *ours = &s->ours;
-    sw_buf_reset(ours);
-    emu_amqp_put_symbol(ours, "x-opt-sequence-number", 21);
-    emu_amqp_put_long(ours, p->next_seq);
-    emu_amqp_put_symbol(ours, "x-opt-offset", 12);
-    emu_amqp_put_string(ours, off, (size_t)off_len);
-    emu_amqp_put_symbol(ours, "x-opt-enqueued-time", 19);
-    emu_amqp_put_timestamp(ours, enq_ms);
-    uint32_t count = kept + 6;
-    if (!has_pkey && pkey != NULL) {
-        emu_amqp_put_symbol(ours, "x-opt-partition-key", 19);
-        emu_amqp_put_string(ours, pkey, pkey_len);
-        count += 2;
-    }
-    emu_amqp_put_descriptor(b, EMU_SEC_MESSAGE_ANN);
-    emu_amqp_put_map32_header(b, count, ours->len + s->ann_tail.len);
-    sw_buf_append(b, ours->data, ours->len);
-    sw_buf_append(b, s->ann_tail.data, s->ann_tail.len);
+    put_annotations(s, b, seq, offset, enq_ms, has_pkey ? NULL : pkey, pkey_len, kept);
     for (size_t at = header_len; at < len;) {
         size_t size, vat;
         unsigned code;
@@ -412,14 +473,30 @@ static bool encode_event(emu_store *s, emu_partition *p, const unsigned char *ms
         }
         at += size;
     }
-    return sw_buf_check(b, err) && sw_buf_check(&s->ann_tail, err) && sw_buf_check(ours, err);
+    return sw_buf_check(b, err) && sw_buf_check(&s->ann_tail, err) && sw_buf_check(&s->ours, err);
+}
+
+/*
+ * Encodes a file-backed event into s->scratch up to the body: annotations and
+ * the data section's header. What encode_event makes of the body wrapped in a
+ * data section is exactly this followed by the body's bytes.
+ */
+static bool encode_file_head(emu_store *s, int64_t seq, int64_t offset, int64_t enq_ms,
+                             size_t body_len, sw_err *err)
+{
+    sw_buf_reset(&s->scratch);
+    sw_buf_reset(&s->ann_tail);
+    put_annotations(s, &s->scratch, seq, offset, enq_ms, s->file_key, s->file_key_len, 0);
+    emu_amqp_put_descriptor(&s->scratch, EMU_SEC_DATA);
+    emu_amqp_put_binary_header(&s->scratch, body_len);
+    return sw_buf_check(&s->scratch, err) && sw_buf_check(&s->ours, err);
 }
 
 bool emu_partition_append(emu_store *s, emu_partition *p, const unsigned char *msg, size_t len,
                           const char *pkey, size_t pkey_len, int64_t now_ms, sw_err *err)
 {
     int64_t enq = now_ms < p->last_enq_ms ? p->last_enq_ms : now_ms;
-    if (!encode_event(s, p, msg, len, pkey, pkey_len, enq, err)) {
+    if (!encode_event(s, p->next_seq, p->next_offset, msg, len, pkey, pkey_len, enq, err)) {
         return false;
     }
     emu_event *e = malloc(sizeof *e + s->scratch.len);
@@ -431,30 +508,119 @@ bool emu_partition_append(emu_store *s, emu_partition *p, const unsigned char *m
     e->enqueued_ms = enq;
     e->len = s->scratch.len;
     memcpy(e->bytes, s->scratch.data, e->len);
-    if (!ring_push(p, e, err)) {
+    emu_slot slot = {
+        .offset = e->offset, .enqueued_ms = enq, .where.mem = e, .len = (uint32_t)e->len};
+    if (!ring_push(s, p, &slot, err)) {
         free(e);
         return false;
     }
-    p->bytes += e->len;
-    p->last_offset = e->offset;
-    p->last_enq_ms = enq;
-    p->next_seq++;
-    p->next_offset += (int64_t)e->len;
-    evict(s, p);
     return true;
+}
+
+/* Wraps body in one data section in s->msg. */
+static bool body_message(emu_store *s, const void *body, size_t len, sw_err *err)
+{
+    sw_buf_reset(&s->msg);
+    emu_amqp_put_descriptor(&s->msg, EMU_SEC_DATA);
+    emu_amqp_put_binary(&s->msg, body, len);
+    return sw_buf_check(&s->msg, err);
 }
 
 bool emu_partition_append_body(emu_store *s, emu_partition *p, const void *body, size_t len,
                                const char *pkey, size_t pkey_len, int64_t now_ms, sw_err *err)
 {
-    sw_buf m = SW_BUF_INIT;
-    sw_buf_init(&m, EMU_MAX_MESSAGE_SIZE + 16);
-    emu_amqp_put_descriptor(&m, EMU_SEC_DATA);
-    emu_amqp_put_binary(&m, body, len);
-    bool ok = sw_buf_check(&m, err) && emu_partition_append(s, p, (const unsigned char *)m.data,
-                                                            m.len, pkey, pkey_len, now_ms, err);
-    sw_buf_free(&m);
-    return ok;
+    return body_message(s, body, len, err) &&
+           emu_partition_append(s, p, (const unsigned char *)s->msg.data, s->msg.len, pkey,
+                                pkey_len, now_ms, err);
+}
+
+bool emu_store_set_file(emu_store *s, int fd, const char *pkey, size_t pkey_len, sw_err *err)
+{
+    if (s->file_fd >= 0) {
+        close(fd);
+        return sw_err_set(err, SW_E_CONFIG, "the emulator store already has a load file");
+    }
+    s->file_fd = fd;
+    /* An encoded event never exceeds the scratch buffer's bound. */
+    s->file_event = malloc(sizeof *s->file_event + 2 * EMU_MAX_MESSAGE_SIZE);
+    if (pkey != NULL) {
+        s->file_key = malloc(pkey_len + 1);
+        if (s->file_key != NULL) {
+            memcpy(s->file_key, pkey, pkey_len);
+            s->file_key[pkey_len] = '\0';
+            s->file_key_len = pkey_len;
+        }
+    }
+    if (s->file_event == NULL || (pkey != NULL && s->file_key == NULL)) {
+        return sw_err_set(err, SW_E_NOMEM, "load file buffers");
+    }
+    return true;
+}
+
+bool emu_partition_append_file(emu_store *s, emu_partition *p, int64_t file_pos, size_t len,
+                               int64_t enq_ms, sw_err *err)
+{
+    if (s->file_fd < 0) {
+        return sw_err_set(err, SW_E_CONFIG, "file-backed event without a load file");
+    }
+    if (len == 0 || len > EMU_MAX_MESSAGE_SIZE) {
+        return sw_err_set(err, SW_E_TOO_LARGE, "file-backed body of %zu bytes (1..%d)", len,
+                          EMU_MAX_MESSAGE_SIZE);
+    }
+    int64_t enq = enq_ms < p->last_enq_ms ? p->last_enq_ms : enq_ms;
+    /* The encoded size fixes the offsets of the events after this one. */
+    if (!encode_file_head(s, p->next_seq, p->next_offset, enq, len, err)) {
+        return false;
+    }
+    emu_slot slot = {.offset = p->next_offset,
+                     .enqueued_ms = enq,
+                     .where.file_pos = file_pos,
+                     .len = (uint32_t)(s->scratch.len + len),
+                     .body_len = (uint32_t)len};
+    return ring_push(s, p, &slot, err);
+}
+
+/* Encodes a file-backed event into s->file_event, the body read straight into place. */
+static const emu_event *read_file_event(emu_store *s, const emu_partition *p, int64_t seq,
+                                        const emu_slot *e)
+{
+    sw_err err;
+    sw_err_clear(&err);
+    emu_event *ev = s->file_event;
+    bool ok = encode_file_head(s, seq, e->offset, e->enqueued_ms, e->body_len, &err);
+    size_t head = s->scratch.len;
+    if (ok && head + e->body_len != e->len) {
+        ok = sw_err_set(&err, SW_E_IO, "encoded size %zu differs from the indexed %u",
+                        head + e->body_len, e->len);
+    }
+    size_t got = 0;
+    while (ok && got < e->body_len) {
+        ssize_t n = pread(s->file_fd, ev->bytes + head + got, e->body_len - got,
+                          (off_t)(e->where.file_pos + (int64_t)got));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            sw_err_set(&err, SW_E_IO, "reading %u bytes at %lld: %s", e->body_len,
+                       (long long)e->where.file_pos,
+                       n == 0 ? "end of file (the file shrank since it was loaded)"
+                              : strerror(errno));
+            ok = false;
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (!ok) {
+        SW_LOG(SW_LOG_ERROR, "cannot read a loaded event", SW_LF_STR("hub", p->hub->name),
+               SW_LF_STR("partition", p->id), SW_LF_INT("seq", seq), SW_LF_STR("error", err.msg));
+        return NULL;
+    }
+    memcpy(ev->bytes, s->scratch.data, head);
+    ev->seq = seq;
+    ev->offset = e->offset;
+    ev->enqueued_ms = e->enqueued_ms;
+    ev->len = e->len;
+    return ev;
 }
 
 const emu_event *emu_partition_get(const emu_partition *p, int64_t seq)
@@ -462,7 +628,11 @@ const emu_event *emu_partition_get(const emu_partition *p, int64_t seq)
     if (seq < p->begin_seq || seq >= p->next_seq) {
         return NULL;
     }
-    return p->ring[(p->head + (size_t)(seq - p->begin_seq)) % p->cap];
+    const emu_slot *e = &p->ring[(p->head + (size_t)(seq - p->begin_seq)) % p->cap];
+    if (e->body_len == 0) {
+        return e->where.mem;
+    }
+    return read_file_event(p->hub->store, p, seq, e);
 }
 
 /* Events are ordered by offset and by enqueued time: binary search on either. */
@@ -471,7 +641,7 @@ static int64_t seek(const emu_partition *p, int64_t value, bool inclusive, bool 
     size_t lo = 0, hi = p->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const emu_event *e = p->ring[(p->head + mid) % p->cap];
+        const emu_slot *e = &p->ring[(p->head + mid) % p->cap];
         int64_t k = by_time ? e->enqueued_ms : e->offset;
         bool after = inclusive ? k >= value : k > value;
         if (after) {

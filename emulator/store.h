@@ -9,9 +9,19 @@
  * its partition before it (so "0" is the first event of a partition, and
  * offsets grow strictly). Sequence numbers start at 0 per partition.
  *
- * Ownership: the store owns hubs, partitions and events; pointers returned by
- * lookups stay valid until emu_store_free, except events, which stay valid
- * only until the next append to their partition (retention may free them).
+ * Events published over AMQP are kept in RAM. Events of a --load file are
+ * file-backed: the store keeps only an index entry (emu_slot: offset,
+ * enqueued time, body position and sizes, 32 bytes) and re-reads the body
+ * with pread when the event is delivered, encoding it exactly as it was
+ * encoded when indexed, so a 30 GB file needs RAM for its index only.
+ *
+ * Ownership: the store owns hubs, partitions, events and the load file's
+ * descriptor (see emu_store_set_file); pointers returned by lookups stay
+ * valid until emu_store_free, except events returned by emu_partition_get:
+ * an in-RAM event stays valid until the next append to its partition
+ * (retention may free it), a file-backed one only until the next
+ * emu_partition_get on any partition of the store (it lives in a scratch
+ * buffer).
  * Thread safety: none; the emulator touches the store from its event thread.
  */
 #ifndef SW_EMULATOR_STORE_H
@@ -38,13 +48,29 @@ typedef struct emu_event {
     unsigned char bytes[]; /* encoded message, annotations included */
 } emu_event;
 
+/*
+ * One retained event: in RAM (body_len == 0, where.mem owned) or file-backed
+ * (where.file_pos is the body's byte position in the store's load file).
+ */
+typedef struct emu_slot {
+    int64_t offset;
+    int64_t enqueued_ms;
+    union {
+        emu_event *mem;
+        int64_t file_pos;
+    } where;
+    uint32_t len;      /* encoded size (what the offset of the next event adds) */
+    uint32_t body_len; /* > 0: file-backed body of this many bytes */
+} emu_slot;
+
 typedef struct emu_hub emu_hub;
+typedef struct emu_store emu_store;
 
 typedef struct emu_partition {
     emu_hub *hub;
     int index;
     char id[16];
-    emu_event **ring;
+    emu_slot *ring;
     size_t cap, head, count;
     size_t bytes;               /* sum of retained events' len */
     int64_t begin_seq;          /* seq of the oldest retained event (== next_seq if empty) */
@@ -62,10 +88,9 @@ struct emu_hub {
     int group_count;
     char groups[EMU_MAX_GROUPS][EMU_NAME_MAX];
     int64_t created_ms;
-    unsigned rr; /* round-robin cursor for hub-addressed sends */
+    unsigned rr;      /* round-robin cursor for hub-addressed sends */
+    emu_store *store; /* the store this hub belongs to (reads file-backed events) */
 };
-
-typedef struct emu_store emu_store;
 
 /* retain_count / retain_bytes: per-partition limits; 0 = unlimited. */
 emu_store *emu_store_new(size_t retain_count, size_t retain_bytes, sw_err *err);
@@ -106,7 +131,26 @@ bool emu_partition_append(emu_store *s, emu_partition *p, const unsigned char *m
 bool emu_partition_append_body(emu_store *s, emu_partition *p, const void *body, size_t len,
                                const char *pkey, size_t pkey_len, int64_t now_ms, sw_err *err);
 
-/* Event with sequence number seq, or NULL when not retained. */
+/*
+ * Makes fd (an open, readable regular file; the store closes it in
+ * emu_store_free, also when this fails) the source of file-backed events,
+ * all published with partition key pkey (may be NULL; copied). At most one
+ * file per store.
+ */
+bool emu_store_set_file(emu_store *s, int fd, const char *pkey, size_t pkey_len, sw_err *err);
+/*
+ * Appends a file-backed event whose body (one data section) is the len bytes
+ * at file_pos of the store's file (not read now: the encoded size depends on
+ * the length only). enq_ms is the enqueued time, kept non-decreasing per
+ * partition like emu_partition_append's now_ms.
+ */
+bool emu_partition_append_file(emu_store *s, emu_partition *p, int64_t file_pos, size_t len,
+                               int64_t enq_ms, sw_err *err);
+
+/*
+ * Event with sequence number seq, or NULL when not retained or when reading
+ * a file-backed event failed (logged; e.g. the file shrank since indexing).
+ */
 const emu_event *emu_partition_get(const emu_partition *p, int64_t seq);
 /*
  * First retained seq whose event's offset / seq / enqueued time is > value

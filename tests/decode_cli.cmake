@@ -126,7 +126,7 @@ expect_contains("${err}" "bad: 0 ()" "generated stream has no bad events")
 execute_process(COMMAND ${GEN} --help OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 expect_eq("${rc}" "0" "sw-gen --help exited ${rc}")
 foreach(flag --seed --images --findings --rescans --churn --mix --casing --mode --snapshot-every
-        --clean --other --bad --batch --wrap --start --interval --spread --out)
+        --clean --other --bad --batch --wrap --start --interval --spread --emit-enqueued --out)
   expect_contains("${out}" "  ${flag} " "sw-gen --help documents ${flag}")
 endforeach()
 execute_process(COMMAND ${GEN} --seed 7 --images 5 --findings 6 --rescans 1 --mix 1,1,1 --other 0.2

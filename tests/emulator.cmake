@@ -1,6 +1,7 @@
 # Tests of the Event Hubs emulator (emulator/).
 sw_add_unit_test(test_emulator_store SOURCES unit/test_emulator_store.c LIBS sw_emulator)
 sw_add_unit_test(test_emulator_auth SOURCES unit/test_emulator_auth.c LIBS sw_emulator)
+sw_add_unit_test(test_emulator_load SOURCES unit/test_emulator_load.c LIBS sw_emulator)
 
 # Throw-away TLS material for the TLS tests, generated in the build tree.
 set(SW_EMU_CERTS ${PROJECT_BINARY_DIR}/tests/emulator-certs)
@@ -59,3 +60,29 @@ add_executable(fuzz_emulator_replay emulator/fuzz_emulator.c emulator/fuzz_main.
 target_link_libraries(fuzz_emulator_replay PRIVATE sw_emulator)
 add_test(NAME fuzz_emulator_corpus COMMAND fuzz_emulator_replay ${SW_EMU_CORPUS})
 set_tests_properties(fuzz_emulator_corpus PROPERTIES LABELS unit)
+
+# --load --load-format timed with sw-gen --emit-enqueued, through the pinned SDK:
+# bodies, enqueued times, seq/offsets, an enqueued-time start, bad files.
+if(SW_NODE)
+  add_test(NAME emulator_sdk_timed_load
+    COMMAND ${SW_NODE} ${SW_SDK_DIR}/emulator-timed-load.mjs
+            --emulator $<TARGET_FILE:scanwatch-emulator> --gen $<TARGET_FILE:sw-gen>
+    WORKING_DIRECTORY ${SW_SDK_DIR})
+  set_tests_properties(emulator_sdk_timed_load PROPERTIES LABELS integration TIMEOUT 180)
+endif()
+
+# --load files: the line reader, the timed format, file-backed events read back.
+# With -DSW_FUZZ=ON (CC=clang): the libFuzzer target fuzz_emulator_load.
+add_executable(fuzz_emulator_load_replay emulator/fuzz_emulator_load.c emulator/fuzz_main.c)
+target_link_libraries(fuzz_emulator_load_replay PRIVATE sw_emulator)
+add_test(NAME fuzz_emulator_load_corpus COMMAND fuzz_emulator_load_replay
+  ${CMAKE_CURRENT_SOURCE_DIR}/emulator/corpus-load)
+set_tests_properties(fuzz_emulator_load_corpus PROPERTIES LABELS unit)
+if(SW_FUZZ)
+  add_executable(fuzz_emulator_load emulator/fuzz_emulator_load.c ${SW_EMU_PARSERS}
+    ${PROJECT_SOURCE_DIR}/emulator/load.c)
+  target_include_directories(fuzz_emulator_load PRIVATE ${PROJECT_SOURCE_DIR}/emulator)
+  target_compile_options(fuzz_emulator_load PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_emulator_load PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_emulator_load PRIVATE sw_common PkgConfig::OPENSSL)
+endif()

@@ -75,6 +75,27 @@ if (sizes.length) {
   }
   console.log("");
 }
+// big: timed streams (enqueued times follow the scans), 10 findings per image, 9 daily rescans.
+const big = sums.filter((s) => /^big-/.test(s.label)).map((s) => ({ s, r: e2eOf(s.label)[0] })).filter((x) => x.r)
+  .sort((a, b) => a.r.findings - b.r.findings);
+if (big.length) {
+  console.log("| findings | images | scans per image | enqueued times | findings/s | MB/s | peak RSS MiB | CPU s / M findings | state on disk MiB | windows closed | sw-gen s | emulator start-up s | emulator RSS after load MiB |");
+  console.log("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  for (const { s, r } of big) {
+    console.log(`| ${f0(r.findings)} | ${f0(s.images)} | ${s.rescans != null ? s.rescans + 1 : "–"} | ` +
+      `${r.timed ? "of the scans (timed)" : "all at preload"} | ${f0(r.findings_per_s)} | ` +
+      `${f1(r.mb_per_s)} | ${mib(r.peak_rss_kb)} | ${f1(r.cpu_s_per_million_findings)} | ${(r.state_bytes / 1048576).toFixed(0)} | ` +
+      `${f0(r.windows_closed)} | ${f1(r.gen_seconds)} | ${f1(r.emulator_load_seconds)} | ${mib(r.emulator_rss_kb)} |`);
+  }
+  console.log("");
+  const timed = big.filter(({ r }) => r.timed);
+  if (timed.length > 1) {
+    const lo = timed[0].r, hi = timed[timed.length - 1].r;
+    console.log(`Peak RSS at ${f0(hi.findings)} findings: ${mib(hi.peak_rss_kb)} MiB (bar ≤ 150 MB), ` +
+      `${f2(hi.peak_rss_kb / lo.peak_rss_kb)}× the ${f0(lo.findings)}-finding run (bar ≤ 1.2).`);
+    console.log("");
+  }
+}
 const parts = sums.filter((s) => /^parts-/.test(s.label)).map((s) => ({ s, r: e2eOf(s.label)[0] })).filter((x) => x.r)
   .sort((a, b) => a.s.partitions - b.s.partitions);
 if (parts.length) {

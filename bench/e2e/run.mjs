@@ -3,7 +3,16 @@
 //   node bench/e2e/run.mjs --build DIR [--images N] [--findings-per-image 10] [--rescans 1]
 //        [--churn 0.1] [--partitions 4] [--rounds 5] [--modes bare,e2e,parse,rocksdb,js] [--js-events N]
 //        [--mail-mode per_image|digest] [--live-rate EV_PER_S --live-seconds S]
-//        [--work DIR] [--out FILE] [--label TEXT]
+//        [--timed] [--interval 1d] [--work DIR] [--out FILE] [--label TEXT]
+//
+// --timed: sw-gen --emit-enqueued writes each event with its enqueued time (its scan time
+// + 1-5 s) and the emulator loads it with --load-format timed, so enqueued times follow the
+// scans (daily rescans with --interval 1d) and the service's event-time window close rule
+// fires as it would on a real export. Without it every event is enqueued at preload time.
+// The emulator indexes the stream file and reads bodies on delivery, so streams of 10M+
+// events (~30 GB in --work on disk) need RAM for the index only (~32 bytes an event).
+// sw-gen and emulator start-up times (and the emulator's RSS) are reported separately
+// (gen_seconds, emulator_load_seconds, emulator_rss_kb in every e2e row).
 //
 // One generated Defender stream (sw-gen, MDVM-heavy: --mix 1,18,1, one record of ~3 KB per
 // event) is preloaded into one scanwatch-emulator (hub eh1, round-robin over the
@@ -57,6 +66,8 @@ const MAIL_MODE = argOf("--mail-mode", "per_image");
 const LIVE_RATE = num("--live-rate", 0);
 const LIVE_SECONDS = num("--live-seconds", 20);
 const LABEL = argOf("--label", "");
+const TIMED = args.includes("--timed");
+const INTERVAL = argOf("--interval", "1d");
 // extra settings for `scanwatch run`, e.g. --svc "--max-unsettled 2000"
 const SVC_EXTRA = (argOf("--svc", "") ?? "").split(" ").filter((a) => a);
 const OUT = argOf("--out");
@@ -149,36 +160,50 @@ function procMem(pid) {
 }
 
 // ---- the stream ----
-const streamPath = join(WORK, "stream.ndjson");
-function generate(path, images, seed, start) {
+const streamPath = join(WORK, TIMED ? "stream.tsv" : "stream.ndjson");
+// timed: lines are "<enqueued time>\t<body>"; the live phase always sends plain bodies
+function generate(path, images, seed, start, timed = false) {
   const argv = ["--seed", String(seed), "--images", String(images), "--findings", String(PER_IMAGE),
     "--rescans", String(RESCANS), "--churn", String(CHURN), "--mix", "1,18,1", "--casing", "mixed",
-    "--out", path];
+    "--interval", INTERVAL, "--out", path];
   if (start) argv.push("--start", start);
+  if (timed) argv.push("--emit-enqueued");
   const r = spawnSync(bins.gen, argv);
   if (r.status !== 0) throw new Error(`sw-gen: ${r.stderr}`);
   const st = statSync(path);
-  // one line per event; counted in chunks (streams of 1M+ events exceed 2 GiB)
-  let lines = 0;
+  // one line per event; counted in chunks (streams of 1M+ events exceed 2 GiB); bytes are
+  // the bodies' (without the newline and a timed line's "<time>\t" prefix)
+  let lines = 0, prefix = 0, first = true;
   const fd = openSync(path, "r");
   const chunk = Buffer.alloc(1 << 22);
   for (let got; (got = readSync(fd, chunk, 0, chunk.length, null)) > 0;) {
-    for (let i = 0; i < got; i++) if (chunk[i] === 10) lines++;
+    if (first && timed) {
+      const tab = chunk.indexOf(9);
+      if (tab < 0 || tab > got) throw new Error(`sw-gen --emit-enqueued: no TAB in ${path}`);
+      prefix = tab + 1; // sw-gen writes every time with the same width
+    }
+    first = false;
+    // indexOf is a native scan: a JS byte loop over a 30 GB stream takes minutes
+    for (let i = chunk.indexOf(10, 0); i >= 0 && i < got; i = chunk.indexOf(10, i + 1)) lines++;
   }
   closeSync(fd);
-  return { events: lines, bytes: st.size - lines };
+  return { events: lines, bytes: st.size - lines * (1 + prefix) };
 }
 const t0gen = Date.now();
-const stream = generate(streamPath, IMAGES, 1);
+const stream = generate(streamPath, IMAGES, 1, undefined, TIMED);
+const GEN_SECONDS = (Date.now() - t0gen) / 1000;
 note(`stream: ${stream.events} events, ${(stream.bytes / 1e6).toFixed(1)} MB, ${IMAGES} images ` +
-  `(generated in ${((Date.now() - t0gen) / 1000).toFixed(1)} s)`);
+  `(generated${TIMED ? " with enqueued times" : ""} in ${GEN_SECONDS.toFixed(1)} s)`);
+// The e2e wait scales with the stream (10M events at a few thousand/s must not time out).
+const E2E_TIMEOUT_MS = Math.max(3600, stream.events / 1000) * 1000;
 
 // ---- the emulator ----
-let emu, emuPort;
+let emu, emuPort, emuLoad = {};
 async function startEmulator() {
   const t0 = Date.now();
   emu = track(spawn(bins.emulator, ["--port", "0", "--no-control-stdin", "--no-auth", "--hub", `eh1:${PARTS}`,
-    "--retain-count", "0", "--retain-bytes", "0", "--log-level", "error", "--load", streamPath],
+    "--retain-count", "0", "--retain-bytes", "0", "--log-level", "error", "--load", streamPath,
+    "--load-format", TIMED ? "timed" : "plain"],
   { stdio: ["ignore", "pipe", "inherit"] }));
   emuPort = await new Promise((res, rej) => {
     let buf = "";
@@ -188,10 +213,13 @@ async function startEmulator() {
       if (m) res(Number(m[1]));
     });
     emu.done.then(({ code }) => rej(new Error(`emulator exited ${code}`)));
-    setTimeout(() => rej(new Error("emulator did not start in 600 s")), 600000);
+    // indexing reads the whole file once: ~30 GB does not fit in the page cache here
+    setTimeout(() => rej(new Error("emulator did not start in 3600 s")), 3600000);
   });
-  note(`emulator on ${emuPort}, preloaded in ${((Date.now() - t0) / 1000).toFixed(1)} s, ` +
-    `RSS ${(procMem(emu.pid).rss_kb / 1024).toFixed(0)} MiB`);
+  emuLoad = { gen_seconds: +GEN_SECONDS.toFixed(1), emulator_load_seconds: +((Date.now() - t0) / 1000).toFixed(1),
+    emulator_rss_kb: procMem(emu.pid).hwm_kb, timed: TIMED };
+  note(`emulator on ${emuPort}, preloaded in ${emuLoad.emulator_load_seconds} s, ` +
+    `peak RSS ${(emuLoad.emulator_rss_kb / 1024).toFixed(0)} MiB`);
 }
 const connStr = () => `Endpoint=sb://127.0.0.1:${emuPort};SharedAccessKeyName=RootManageSharedAccessKey;` +
   `SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true`;
@@ -278,12 +306,19 @@ async function runE2e(round) {
   const port = await freePort();
   const t0 = process.hrtime.bigint();
   const p = startService(dir, port);
-  const text = await waitEvents(p, port, stream.events, 3600000);
+  const text = await waitEvents(p, port, stream.events, E2E_TIMEOUT_MS);
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = procCpu(p.pid);
   const mem = procMem(p.pid);
   const findings = sumMetric(text, "scanwatch_findings_total");
   const lat = histogram(text, "scanwatch_processing_latency_seconds");
+  // Window and diff counters are published after each commit: read them once more (timed
+  // runs only, so that the other phases measure what they did before).
+  let counters = text;
+  if (TIMED) {
+    await sleep(1500);
+    counters = await metrics(port);
+  }
   const shutdown = await stopService(p);
   const r = {
     mode: "e2e", round, events: stream.events, findings, bytes: stream.bytes, seconds: +secs.toFixed(3),
@@ -291,10 +326,11 @@ async function runE2e(round) {
     mb_per_s: +(stream.bytes / 1e6 / secs).toFixed(1), cpu_seconds: cpu,
     cpu_s_per_million_findings: +(cpu / findings * 1e6).toFixed(1),
     cpu_us_per_finding: +(cpu / findings * 1e6).toFixed(2), peak_rss_kb: mem.hwm_kb,
-    diff_records: sumMetric(text, "scanwatch_diff_records_total"),
-    windows_closed: sumMetric(text, "scanwatch_windows_closed_total"),
+    diff_records: sumMetric(counters, "scanwatch_diff_records_total"),
+    windows_closed: sumMetric(counters, "scanwatch_windows_closed_total"),
     backlog_latency_p50_s: quantile(lat, 0.5), shutdown_s: shutdown,
-    state_bytes: dirBytes(join(dir, "state")), loadavg: loadavg()[0],
+    state_bytes: dirBytes(join(dir, "state")), mail_files: existsSync(join(dir, "mail")) ? readdirSync(join(dir, "mail")).length : 0,
+    loadavg: loadavg()[0], ...emuLoad, emulator_hwm_after_kb: procMem(emu.pid).hwm_kb,
   };
   rmSync(dir, { recursive: true, force: true });
   return r;
@@ -336,7 +372,7 @@ async function runLive() {
   const dir = join(WORK, "live");
   const port = await freePort();
   const p = startService(dir, port);
-  await waitEvents(p, port, stream.events, 3600000);
+  await waitEvents(p, port, stream.events, E2E_TIMEOUT_MS);
   const before = histogram(await metrics(port), "scanwatch_processing_latency_seconds");
   // producer: the SDK; every 10 ms the events due by then, one batch per partition
   const require = createRequire(join(SDK_DIR, "package.json"));
@@ -406,7 +442,7 @@ try {
   }
   const by = (m) => rows.filter((r) => r.mode === m);
   const summary = { label: LABEL, images: IMAGES, partitions: PARTS, events: stream.events, bytes: stream.bytes,
-    rounds: ROUNDS, mail_mode: MAIL_MODE };
+    rounds: ROUNDS, mail_mode: MAIL_MODE, rescans: RESCANS, interval: INTERVAL, ...emuLoad };
   for (const m of MODES) {
     const rs = by(m);
     summary[m] = {

@@ -67,6 +67,7 @@ enum {
     H_RESOLVE_HOW,
     H_CHURN,
     H_NOISE,
+    H_ENQUEUE_DELAY,
 };
 
 /* ------------------------------------------------------------ vocab -- */
@@ -142,6 +143,9 @@ const char sw_gen_usage[] =
     "  --start TIME          first scan, RFC 3339 (default 2026-01-05T02:00:00Z)\n"
     "  --interval DUR        time between scans of an image (default 1d; units ms,s,m,h,d)\n"
     "  --spread DUR          spread of the records of one scan (default 5s)\n"
+    "  --emit-enqueued       write \"<enqueued time><TAB><body>\" lines ordered by enqueued time,\n"
+    "                        which is a body's scan time + 1-5 s (for scanwatch-emulator\n"
+    "                        --load-format timed: a recorded export with its enqueue times)\n"
     "  --out FILE            write to FILE instead of stdout\n"
     "  --help                this text\n"
     "Resolved findings are sent as Healthy records (Qualys) or with envelope action Delete.\n";
@@ -320,6 +324,10 @@ bool sw_gen_parse_args(sw_gen_opts *o, int argc, char **argv, const char **out_p
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             *help = true;
             return true;
+        }
+        if (strcmp(a, "--emit-enqueued") == 0) {
+            o->emit_enqueued = true;
+            continue;
         }
         const char *eq = strchr(a, '=');
         char flag[64];
@@ -1101,8 +1109,17 @@ static void other_body(const sw_gen_opts *o, jw *w, uint64_t h, sw_time_us t)
 
 /* ------------------------------------------------------------ output -- */
 
+/* A body waiting in the reorder heap of --emit-enqueued. */
+typedef struct pending {
+    sw_time_us enq;
+    uint64_t n; /* emission order, so that equal times keep it */
+    char *body;
+    size_t len;
+} pending;
+
 typedef struct out {
     sw_gen_body_fn fn;
+    sw_gen_timed_fn tfn; /* set: --emit-enqueued, bodies go through heap */
     void *ctx;
     const sw_gen_opts *o;
     sw_buf batch; /* pending records of the current body */
@@ -1110,12 +1127,100 @@ typedef struct out {
     sw_buf rec;
     sw_gen_counts *counts;
     bool stopped;
+    sw_time_us t;       /* time of the record being added */
+    sw_time_us batch_t; /* latest record time in the current body */
+    pending *heap;      /* min-heap on (enq, n) */
+    size_t heap_len, heap_cap;
 } out;
+
+static bool pending_less(const pending *a, const pending *b)
+{
+    return a->enq < b->enq || (a->enq == b->enq && a->n < b->n);
+}
+
+static bool heap_push(out *ou, sw_time_us enq, const char *p, size_t n)
+{
+    if (ou->heap_len == ou->heap_cap) {
+        size_t cap = ou->heap_cap == 0 ? 256 : ou->heap_cap * 2;
+        pending *h = realloc(ou->heap, cap * sizeof *h);
+        if (h == NULL) {
+            return false;
+        }
+        ou->heap = h;
+        ou->heap_cap = cap;
+    }
+    pending e = {.enq = enq, .n = ou->counts->bodies, .body = malloc(n + 1), .len = n};
+    if (e.body == NULL) {
+        return false;
+    }
+    memcpy(e.body, p, n);
+    size_t i = ou->heap_len++;
+    while (i > 0 && pending_less(&e, &ou->heap[(i - 1) / 2])) {
+        ou->heap[i] = ou->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    ou->heap[i] = e;
+    return true;
+}
+
+static pending heap_pop(out *ou)
+{
+    pending top = ou->heap[0];
+    pending last = ou->heap[--ou->heap_len];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= ou->heap_len) {
+            break;
+        }
+        if (c + 1 < ou->heap_len && pending_less(&ou->heap[c + 1], &ou->heap[c])) {
+            c++;
+        }
+        if (!pending_less(&ou->heap[c], &last)) {
+            break;
+        }
+        ou->heap[i] = ou->heap[c];
+        i = c;
+    }
+    if (ou->heap_len > 0) {
+        ou->heap[i] = last;
+    }
+    return top;
+}
+
+/* Writes out every held body enqueued at or before until (all of them: INT64_MAX). */
+static bool heap_flush(out *ou, sw_time_us until)
+{
+    while (ou->heap_len > 0 && ou->heap[0].enq <= until) {
+        pending e = heap_pop(ou);
+        bool ok = !ou->stopped && ou->tfn(ou->ctx, e.enq, e.body, e.len);
+        free(e.body);
+        if (!ok) {
+            ou->stopped = true;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Shortest and longest delay from a body's scan time to its enqueued time. */
+#define ENQ_DELAY_MIN_US (1 * SW_US_PER_SEC)
+#define ENQ_DELAY_SPAN_MS 4000
 
 static bool emit(out *ou, const char *p, size_t n)
 {
     if (ou->stopped) {
         return false;
+    }
+    if (ou->tfn != NULL) {
+        /* Enqueued when its last record was scanned, plus a deterministic 1-5 s. */
+        sw_time_us t = ou->in_batch > 0 ? ou->batch_t : ou->t;
+        uint64_t h = h4(ou->o->seed, ou->counts->bodies, H_ENQUEUE_DELAY, 0);
+        sw_time_us enq =
+            t - t % 1000 + ENQ_DELAY_MIN_US + (sw_time_us)(h % ENQ_DELAY_SPAN_MS) * 1000;
+        bool ok = heap_push(ou, enq, p, n);
+        ou->counts->bodies++;
+        return ok;
     }
     ou->counts->bodies++;
     if (!ou->fn(ou->ctx, p, n)) {
@@ -1157,6 +1262,7 @@ static bool add_record(out *ou)
         }
     }
     sw_buf_append(&ou->batch, ou->rec.data, ou->rec.len);
+    ou->batch_t = ou->in_batch == 0 || ou->t > ou->batch_t ? ou->t : ou->batch_t;
     ou->in_batch++;
     if (ou->in_batch >= ou->o->batch) {
         return flush_batch(ou);
@@ -1183,6 +1289,7 @@ static void write_record(const sw_gen_opts *o, out *ou, const rec_args *a)
 
 static bool container_record(const sw_gen_opts *o, out *ou, const rec_args *a)
 {
+    ou->t = a->t;
     write_record(o, ou, a);
     ou->counts->by_shape[a->im->shape]++;
     if (a->v == NULL) {
@@ -1197,6 +1304,7 @@ static bool container_record(const sw_gen_opts *o, out *ou, const rec_args *a)
 /* Noise after a record: maybe a non-container event, maybe a bad body. */
 static bool noise(const sw_gen_opts *o, out *ou, rng *r, const image *im, sw_time_us t)
 {
+    ou->t = t;
     if (o->other > 0 && unit(rng_next(r)) < o->other) {
         jw w = {.b = &ou->rec, .pascal = false};
         sw_buf_reset(&ou->rec);
@@ -1306,8 +1414,45 @@ static bool scan_image(const sw_gen_opts *o, out *ou, image *im, int s, int *rem
     return true;
 }
 
-bool sw_gen_run(const sw_gen_opts *o, sw_gen_body_fn fn, void *ctx, sw_gen_counts *counts,
-                sw_err *err)
+typedef struct {
+    sw_time_us t0;
+    int index;
+} scan_order;
+
+static int scan_order_cmp(const void *a, const void *b)
+{
+    const scan_order *x = a, *y = b;
+    if (x->t0 != y->t0) {
+        return x->t0 < y->t0 ? -1 : 1;
+    }
+    return x->index - y->index;
+}
+
+/*
+ * --emit-enqueued: the scans of one round in start order. Every round starts
+ * after the previous one's last start (scans start in the first half of the
+ * interval, +-interval/36), so a body enqueued before the next scan's start
+ * plus the shortest delay can be written: nothing later can precede it.
+ */
+static bool scan_round_by_time(const sw_gen_opts *o, out *ou, image *ims, scan_order *order, int s,
+                               int *removed)
+{
+    for (int i = 0; i < o->images; i++) {
+        order[i].t0 = scan_start(o, &ims[i], s);
+        order[i].index = i;
+    }
+    qsort(order, (size_t)o->images, sizeof *order, scan_order_cmp);
+    for (int k = 0; k < o->images; k++) {
+        if (!heap_flush(ou, order[k].t0 - 1000 + ENQ_DELAY_MIN_US) ||
+            !scan_image(o, ou, &ims[order[k].index], s, removed)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool run(const sw_gen_opts *o, sw_gen_body_fn fn, sw_gen_timed_fn tfn, void *ctx,
+                sw_gen_counts *counts, sw_err *err)
 {
     sw_gen_counts local;
     if (counts == NULL) {
@@ -1321,10 +1466,12 @@ bool sw_gen_run(const sw_gen_opts *o, sw_gen_body_fn fn, void *ctx, sw_gen_count
     memset(counts, 0, sizeof *counts);
     image *ims = calloc((size_t)(o->images > 0 ? o->images : 1), sizeof *ims);
     int *removed = malloc((size_t)(o->findings + 1) * sizeof *removed);
-    out ou = {.fn = fn, .ctx = ctx, .o = o, .counts = counts};
+    scan_order *order =
+        tfn != NULL ? malloc((size_t)(o->images > 0 ? o->images : 1) * sizeof *order) : NULL;
+    out ou = {.fn = fn, .tfn = tfn, .ctx = ctx, .o = o, .counts = counts};
     sw_buf_init(&ou.batch, 0);
     sw_buf_init(&ou.rec, 0);
-    bool ok = ims != NULL && removed != NULL;
+    bool ok = ims != NULL && removed != NULL && (tfn == NULL || order != NULL);
     for (int i = 0; ok && i < o->images; i++) {
         ok = image_init(o, i, &ims[i]);
     }
@@ -1332,12 +1479,16 @@ bool sw_gen_run(const sw_gen_opts *o, sw_gen_body_fn fn, void *ctx, sw_gen_count
         sw_err_set(err, SW_E_NOMEM, "out of memory");
     }
     for (int s = 0; ok && s <= o->rescans; s++) {
+        if (tfn != NULL) {
+            ok = scan_round_by_time(o, &ou, ims, order, s, removed);
+            continue;
+        }
         for (int i = 0; ok && i < o->images; i++) {
             ok = scan_image(o, &ou, &ims[i], s, removed);
         }
     }
     if (ok) {
-        ok = flush_batch(&ou);
+        ok = flush_batch(&ou) && heap_flush(&ou, INT64_MAX);
     }
     if (!ok && err != NULL && err->code == SW_OK && !ou.stopped) {
         sw_err_set(err, SW_E_NOMEM, "out of memory");
@@ -1347,7 +1498,24 @@ bool sw_gen_run(const sw_gen_opts *o, sw_gen_body_fn fn, void *ctx, sw_gen_count
     }
     free(ims);
     free(removed);
+    free(order);
+    while (ou.heap_len > 0) {
+        free(heap_pop(&ou).body);
+    }
+    free(ou.heap);
     sw_buf_free(&ou.batch);
     sw_buf_free(&ou.rec);
     return ok || ou.stopped;
+}
+
+bool sw_gen_run(const sw_gen_opts *o, sw_gen_body_fn fn, void *ctx, sw_gen_counts *counts,
+                sw_err *err)
+{
+    return run(o, fn, NULL, ctx, counts, err);
+}
+
+bool sw_gen_run_timed(const sw_gen_opts *o, sw_gen_timed_fn fn, void *ctx, sw_gen_counts *counts,
+                      sw_err *err)
+{
+    return run(o, NULL, fn, ctx, counts, err);
 }

@@ -43,6 +43,7 @@ typedef struct sw_gen_opts {
     sw_time_us start;
     int64_t interval_us;
     int64_t spread_us;
+    bool emit_enqueued; /* --emit-enqueued: sw-gen writes timed lines (sw_gen_run_timed) */
 } sw_gen_opts;
 
 /* What a run produced; tests compare these with what the decoder counts. */
@@ -71,5 +72,18 @@ typedef bool (*sw_gen_body_fn)(void *ctx, const char *body, size_t len);
 
 bool sw_gen_run(const sw_gen_opts *o, sw_gen_body_fn fn, void *ctx, sw_gen_counts *counts,
                 sw_err *err);
+
+/*
+ * Like sw_gen_run, but each body comes with its enqueued time: the scan time
+ * of its (last) record, truncated to ms, plus a deterministic 1-5 s, as
+ * continuous export enqueues a finding shortly after its scan. Bodies come
+ * in enqueued-time order (equal times in generation order); within a round
+ * images are scanned in scan-start order instead of image order, so the
+ * bodies are those of sw_gen_run in another order (with --batch > 1 the
+ * batches group other records). Holds only the bodies of overlapping scans.
+ */
+typedef bool (*sw_gen_timed_fn)(void *ctx, sw_time_us enqueued, const char *body, size_t len);
+bool sw_gen_run_timed(const sw_gen_opts *o, sw_gen_timed_fn fn, void *ctx, sw_gen_counts *counts,
+                      sw_err *err);
 
 #endif

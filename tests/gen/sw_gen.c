@@ -11,6 +11,15 @@ static bool write_line(void *ctx, const char *body, size_t len)
     return fwrite(body, 1, len, out) == len && putc('\n', out) != EOF;
 }
 
+/* "<enqueued time>\t<body>\n": scanwatch-emulator --load-format timed. */
+static bool write_timed_line(void *ctx, sw_time_us enqueued, const char *body, size_t len)
+{
+    FILE *out = ctx;
+    char t[SW_TIME_BUF];
+    sw_time_format(enqueued, t, sizeof t);
+    return fputs(t, out) != EOF && putc('\t', out) != EOF && write_line(ctx, body, len);
+}
+
 int main(int argc, char **argv)
 {
     sw_gen_opts o;
@@ -36,7 +45,8 @@ int main(int argc, char **argv)
         }
     }
     sw_gen_counts counts;
-    bool ok = sw_gen_run(&o, write_line, out, &counts, &err);
+    bool ok = o.emit_enqueued ? sw_gen_run_timed(&o, write_timed_line, out, &counts, &err)
+                              : sw_gen_run(&o, write_line, out, &counts, &err);
     bool write_ok = !ferror(out) && fflush(out) == 0;
     if (out != stdout) {
         write_ok = fclose(out) == 0 && write_ok;
