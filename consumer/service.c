@@ -1,9 +1,11 @@
 /*
  * The service loop. Event flow and the one rule that keeps it exact:
  *
- *   AMQP client thread --on_event--> queue (bounded by max_unsettled per
- *   partition, because the client stops granting credit past it)
- *   processing thread: queue -> pipeline (decode, windows, state batch)
+ *   AMQP client thread --on_event--> queue (bounded by max_unsettled over all
+ *   partitions, because the client stops granting credit past it)
+ *   decoding thread (decode_ahead): queue -> decoded records, each partition's
+ *       order kept
+ *   processing thread: decoded queue -> pipeline (windows, state batch)
  *       -> sw_state_engine_commit (one atomic RocksDB batch: effects + checkpoint)
  *       -> sw_amqp_settle (only now is the event acknowledged on the hub)
  *   notifier thread: outbox -> routes -> mails -> sink
@@ -17,8 +19,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
