@@ -284,12 +284,20 @@ struct sw_predecoder {
     size_t n_records;
 };
 
-struct sw_decoded {
+/* What a decode saw, when it is more than counts of findings: skipped records
+ * (kinds), or a bad event (reason and message). Up to max_unsettled decoded
+ * events wait between the threads, so the common case carries only counts. */
+typedef struct decoded_more {
     sw_decode_result res;
-    bool ok;                  /* false: a bad event, msg says why */
-    size_t oversize;          /* > 0: cut at this size, not decoded */
     char msg[SW_ERR_MSG_MAX]; /* why it is bad */
-    size_t n_records;
+} decoded_more;
+
+struct sw_decoded {
+    bool ok;            /* false: a bad event, more->msg says why */
+    size_t oversize;    /* > 0: cut at this size, not decoded */
+    decoded_more *more; /* NULL: the result is the counts below, nothing skipped */
+    size_t records, findings, clean_markers, by_shape[SW_SHAPE_COUNT];
+    size_t n_records; /* packed records */
     size_t len;
     unsigned char packed[]; /* n_records packed_rec + strings */
 };
@@ -395,10 +403,22 @@ sw_decoded *sw_predecode(sw_predecoder *pd, sw_time_us enqueued, const void *bod
     if (d == NULL) {
         return NULL;
     }
-    d->res = res;
     d->ok = ok;
     d->oversize = oversize;
-    memcpy(d->msg, derr.msg, sizeof d->msg);
+    d->more = NULL;
+    if (!ok || res.skipped > 0 || res.skipped_kinds.len > 0 || res.skipped_kinds.other > 0) {
+        d->more = malloc(sizeof *d->more);
+        if (d->more == NULL) {
+            free(d);
+            return NULL;
+        }
+        d->more->res = res;
+        memcpy(d->more->msg, derr.msg, sizeof d->more->msg);
+    }
+    d->records = res.records;
+    d->findings = res.findings;
+    d->clean_markers = res.clean_markers;
+    memcpy(d->by_shape, res.by_shape, sizeof d->by_shape);
     d->n_records = pd->n_records;
     d->len = pd->packed.len;
     if (d->len > 0) {
@@ -409,7 +429,10 @@ sw_decoded *sw_predecode(sw_predecoder *pd, sw_time_us enqueued, const void *bod
 
 void sw_decoded_free(sw_decoded *d)
 {
-    free(d);
+    if (d != NULL) {
+        free(d->more);
+        free(d);
+    }
 }
 
 bool sw_decoded_needs_body(const sw_decoded *d)
@@ -432,7 +455,7 @@ bool sw_pipeline_apply(sw_pipeline *pl, const sw_state_pos *pos, const sw_decode
         return finish_oversize(pl, d->oversize, body, len, err);
     }
     if (!d->ok) {
-        return finish_event(pl, &d->res, false, d->msg, body, len, err);
+        return finish_event(pl, &d->more->res, false, d->more->msg, body, len, err);
     }
     const unsigned char *p = d->packed;
     for (size_t i = 0; i < d->n_records; i++) {
@@ -470,7 +493,16 @@ bool sw_pipeline_apply(sw_pipeline *pl, const sw_state_pos *pos, const sw_decode
             return false;
         }
     }
-    return finish_event(pl, &d->res, true, "", body, len, err);
+    if (d->more != NULL) {
+        return finish_event(pl, &d->more->res, true, "", body, len, err);
+    }
+    sw_decode_result res;
+    memset(&res, 0, sizeof res);
+    res.records = d->records;
+    res.findings = d->findings;
+    res.clean_markers = d->clean_markers;
+    memcpy(res.by_shape, d->by_shape, sizeof res.by_shape);
+    return finish_event(pl, &res, true, "", body, len, err);
 }
 
 bool sw_pipeline_routed_event(sw_pipeline *pl, const sw_state_pos *pos, const void *body,
