@@ -112,10 +112,31 @@ static size_t unescape(const unsigned char *s, const unsigned char *end, unsigne
     return used;
 }
 
+/*
+ * Skips string bytes that need no attention ('"', '\\' and control bytes do)
+ * eight at a time; the caller finishes byte by byte. Bytes >= 0x80 are plain.
+ */
+static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, sizeof w);
+        uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+        uint64_t hit = ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) |
+                       ((w - ones * 0x20) & ~w); /* a zero byte, or one below 0x20 */
+        if ((hit & highs) != 0) {
+            break;
+        }
+        p += 8;
+    }
+    return p;
+}
+
 /* A string at j->p (the opening quote); NULL = give up. */
 static char *parse_string(jp *j)
 {
-    const unsigned char *s = j->p + 1, *q = s;
+    const unsigned char *s = j->p + 1, *q = skip_plain(s, j->end);
     while (q < j->end && *q != '"' && *q != '\\' && *q >= 0x20) {
         q++;
     }
