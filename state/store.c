@@ -233,6 +233,29 @@ static size_t cf_prefix_len(sw_cf cf)
     return cf == SW_CF_SETS ? SW_KEY_HASH_LEN : (cf == SW_CF_WINDOWS ? SW_KEY_HASH_LEN + 1 : 0);
 }
 
+/* Column families that are written far more than they are read: every set
+ * entry's finding JSON, open windows' record chunks, outbox diff records and
+ * the notifier's keys. Their keys land all over the key space (hashed image
+ * prefixes; deletes of old sequence numbers next to new ones), so each L0 ->
+ * L1 compaction rewrites most of L1: at RocksDB's default trigger of 4 L0
+ * files that was ~25 % of the service's CPU (write amplification 8-15,
+ * docs/benchmarks.md "RocksDB tuning"). */
+static bool cf_write_mostly(sw_cf cf)
+{
+    return cf == SW_CF_SETS || cf == SW_CF_WINDOWS || cf == SW_CF_OUTBOX || cf == SW_CF_NOTIFY;
+}
+
+/* Lets 16 L0 files gather before one compaction merges them into L1 (4x
+ * fewer rewrites of L1). Reads are few here and use the L0 files' filters,
+ * which stay in the block cache (pin_l0_filter_and_index_blocks_in_cache);
+ * write stalls move up accordingly. */
+static void tune_write_mostly(rocksdb_options_t *o)
+{
+    rocksdb_options_set_level0_file_num_compaction_trigger(o, 16);
+    rocksdb_options_set_level0_slowdown_writes_trigger(o, 48);
+    rocksdb_options_set_level0_stop_writes_trigger(o, 64);
+}
+
 static void tune_options(sw_state *st, const sw_state_opts *o)
 {
     size_t cache = o->block_cache_bytes > 0 ? o->block_cache_bytes : (size_t)16 << 20;
@@ -277,16 +300,31 @@ static void tune_options(sw_state *st, const sw_state_opts *o)
     rocksdb_options_set_block_based_table_factory(st->opts, st->bbto);
     for (int cf = 0; cf < SW_CF_COUNT; cf++) {
         size_t plen = cf_prefix_len((sw_cf)cf);
+        bool write_mostly = cf_write_mostly((sw_cf)cf);
+        if (plen == 0 && !write_mostly) {
+            continue;
+        }
+        st->cf_opts[cf] = rocksdb_options_create_copy(st->opts);
         if (plen > 0) {
-            st->cf_opts[cf] = rocksdb_options_create_copy(st->opts);
             rocksdb_options_set_prefix_extractor(st->cf_opts[cf],
                                                  rocksdb_slicetransform_create_fixed_prefix(plen));
             rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[cf], 0.05);
-            if (cf == SW_CF_WINDOWS) {
-                /* Short-lived records, mostly deleted before they reach a
-                 * compaction: compressing them is wasted work. */
-                rocksdb_options_set_compression(st->cf_opts[cf], rocksdb_no_compression);
-            }
+        }
+        if (write_mostly) {
+            tune_write_mostly(st->cf_opts[cf]);
+        }
+        if (cf == SW_CF_SETS) {
+            /* Finding JSON is read back only for a tag base (diff_basis =
+             * tag) or `state show`, and then the key exists: no filter on
+             * the last level, where nearly all of it lives, so compactions
+             * into that level build none. */
+            rocksdb_options_set_optimize_filters_for_hits(st->cf_opts[cf], 1);
+        }
+        if (cf == SW_CF_WINDOWS) {
+            /* Records that are rewritten by compactions while they live and
+             * dropped when their window closes: compressing them costs more
+             * CPU than the bytes it saves (measured, docs/benchmarks.md). */
+            rocksdb_options_set_compression(st->cf_opts[cf], rocksdb_no_compression);
         }
     }
 }
@@ -391,11 +429,33 @@ fail:
     return NULL;
 }
 
+/* RocksDB's own per-column-family statistics (flush and compaction bytes,
+ * write amplification, compaction CPU) since open: the LOG that would hold
+ * them keeps its header only (see tune_options), so a debug run of a
+ * writer reports them here when it closes. */
+static void log_cf_stats(sw_state *st)
+{
+    if (st->db == NULL || st->read_only || !sw_log_enabled(SW_LOG_DEBUG)) {
+        return;
+    }
+    for (int i = 0; i < SW_CF_COUNT; i++) {
+        char *text =
+            rocksdb_property_value_cf(st->db, st->cf[i], "rocksdb.cfstats-no-file-histogram");
+        SW_LOG(SW_LOG_DEBUG, "rocksdb column family stats", SW_LF_STR("cf", cf_names[i]),
+               SW_LF_STR("stats", text != NULL ? text : ""));
+        rocksdb_free(text);
+    }
+    char *db = rocksdb_property_value(st->db, "rocksdb.dbstats");
+    SW_LOG(SW_LOG_DEBUG, "rocksdb db stats", SW_LF_STR("stats", db != NULL ? db : ""));
+    rocksdb_free(db);
+}
+
 void sw_state_close(sw_state *st)
 {
     if (st == NULL) {
         return;
     }
+    log_cf_stats(st);
     for (int i = 0; i < SW_CF_COUNT; i++) {
         if (st->cf[i] != NULL) {
             rocksdb_column_family_handle_destroy(st->cf[i]);
