@@ -233,27 +233,39 @@ static size_t cf_prefix_len(sw_cf cf)
     return cf == SW_CF_SETS ? SW_KEY_HASH_LEN : (cf == SW_CF_WINDOWS ? SW_KEY_HASH_LEN + 1 : 0);
 }
 
-/* Column families that are written far more than they are read: every set
- * entry's finding JSON, open windows' record chunks, outbox diff records and
- * the notifier's keys. Their keys land all over the key space (hashed image
- * prefixes; deletes of old sequence numbers next to new ones), so each L0 ->
- * L1 compaction rewrites most of L1: at RocksDB's default trigger of 4 L0
- * files that was ~25 % of the service's CPU (write amplification 8-15,
- * docs/benchmarks.md "RocksDB tuning"). */
-static bool cf_write_mostly(sw_cf cf)
-{
-    return cf == SW_CF_SETS || cf == SW_CF_WINDOWS || cf == SW_CF_OUTBOX || cf == SW_CF_NOTIFY;
-}
-
-/* Lets 16 L0 files gather before one compaction merges them into L1 (4x
- * fewer rewrites of L1). Reads are few here and use the L0 files' filters,
- * which stay in the block cache (pin_l0_filter_and_index_blocks_in_cache);
- * write stalls move up accordingly. */
-static void tune_write_mostly(rocksdb_options_t *o)
+/* Leveled compaction rewrites most of L1 at every L0 -> L1 compaction when
+ * new keys fall all over the key range, as the hashed image prefixes of the
+ * sets and windows column families do: at RocksDB's default trigger of 4 L0
+ * files their write amplification was 8-15 and compaction ~25-40 % of the
+ * service's CPU (docs/benchmarks.md "RocksDB tuning (issue 8)").
+ *
+ * sets (long-lived finding JSON, read back only for a tag base or `state
+ * show`, and then the key exists): stays leveled, so its space stays within
+ * ~1.1x of the data, but lets 16 L0 files gather before a compaction (4x
+ * fewer rewrites of L1), and builds no filter for the last level, where
+ * nearly all of it lives. Its few reads check the L0 files' filters, which
+ * stay pinned in the block cache. */
+static void tune_sets(rocksdb_options_t *o)
 {
     rocksdb_options_set_level0_file_num_compaction_trigger(o, 16);
     rocksdb_options_set_level0_slowdown_writes_trigger(o, 48);
     rocksdb_options_set_level0_stop_writes_trigger(o, 64);
+    rocksdb_options_set_optimize_filters_for_hits(o, 1);
+}
+
+/* windows (open windows' record chunks: written once, read and deleted when
+ * the window closes, which can be a day later for a preloaded backlog):
+ * universal compaction merges runs of similar size, so a chunk is rewritten
+ * a few times (log of the data size) instead of once per L1 rewrite, and a
+ * window close seeks at most ~8 sorted runs. Most of this data is dead
+ * within a day, so universal's larger transient space (up to 3x) is spent on
+ * short-lived bytes. Not compressed: LZ4 cost more CPU in compactions than
+ * it saved. */
+static void tune_windows(rocksdb_options_t *o)
+{
+    rocksdb_options_set_compaction_style(o, rocksdb_universal_compaction);
+    rocksdb_options_set_level0_file_num_compaction_trigger(o, 8);
+    rocksdb_options_set_compression(o, rocksdb_no_compression);
 }
 
 static void tune_options(sw_state *st, const sw_state_opts *o)
@@ -300,31 +312,17 @@ static void tune_options(sw_state *st, const sw_state_opts *o)
     rocksdb_options_set_block_based_table_factory(st->opts, st->bbto);
     for (int cf = 0; cf < SW_CF_COUNT; cf++) {
         size_t plen = cf_prefix_len((sw_cf)cf);
-        bool write_mostly = cf_write_mostly((sw_cf)cf);
-        if (plen == 0 && !write_mostly) {
+        if (plen == 0) {
             continue;
         }
         st->cf_opts[cf] = rocksdb_options_create_copy(st->opts);
-        if (plen > 0) {
-            rocksdb_options_set_prefix_extractor(st->cf_opts[cf],
-                                                 rocksdb_slicetransform_create_fixed_prefix(plen));
-            rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[cf], 0.05);
-        }
-        if (write_mostly) {
-            tune_write_mostly(st->cf_opts[cf]);
-        }
+        rocksdb_options_set_prefix_extractor(st->cf_opts[cf],
+                                             rocksdb_slicetransform_create_fixed_prefix(plen));
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[cf], 0.05);
         if (cf == SW_CF_SETS) {
-            /* Finding JSON is read back only for a tag base (diff_basis =
-             * tag) or `state show`, and then the key exists: no filter on
-             * the last level, where nearly all of it lives, so compactions
-             * into that level build none. */
-            rocksdb_options_set_optimize_filters_for_hits(st->cf_opts[cf], 1);
-        }
-        if (cf == SW_CF_WINDOWS) {
-            /* Records that are rewritten by compactions while they live and
-             * dropped when their window closes: compressing them costs more
-             * CPU than the bytes it saves (measured, docs/benchmarks.md). */
-            rocksdb_options_set_compression(st->cf_opts[cf], rocksdb_no_compression);
+            tune_sets(st->cf_opts[cf]);
+        } else {
+            tune_windows(st->cf_opts[cf]);
         }
     }
 }
