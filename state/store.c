@@ -236,7 +236,7 @@ static size_t cf_prefix_len(sw_cf cf)
 /* Leveled compaction rewrites most of L1 at every L0 -> L1 compaction when
  * new keys fall all over the key range, as the hashed image prefixes of the
  * sets and windows column families do: at RocksDB's default trigger of 4 L0
- * files their write amplification was 8-15 and compaction ~25-40 % of the
+ * files their write amplification was 6-15 and compaction ~25-40 % of the
  * service's CPU (docs/benchmarks.md "RocksDB tuning (issue 8)").
  *
  * sets (long-lived finding JSON, read back only for a tag base or `state
