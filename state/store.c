@@ -233,6 +233,41 @@ static size_t cf_prefix_len(sw_cf cf)
     return cf == SW_CF_SETS ? SW_KEY_HASH_LEN : (cf == SW_CF_WINDOWS ? SW_KEY_HASH_LEN + 1 : 0);
 }
 
+/* Leveled compaction rewrites most of L1 at every L0 -> L1 compaction when
+ * new keys fall all over the key range, as the hashed image prefixes of the
+ * sets and windows column families do: at RocksDB's default trigger of 4 L0
+ * files their write amplification was 6-15 and compaction ~25-40 % of the
+ * service's CPU (docs/benchmarks.md "RocksDB tuning (issue 8)").
+ *
+ * sets (long-lived finding JSON, read back only for a tag base or `state
+ * show`, and then the key exists): stays leveled, so its space stays within
+ * ~1.1x of the data, but lets 16 L0 files gather before a compaction (4x
+ * fewer rewrites of L1), and builds no filter for the last level, where
+ * nearly all of it lives. Its few reads check the L0 files' filters, which
+ * stay pinned in the block cache. */
+static void tune_sets(rocksdb_options_t *o)
+{
+    rocksdb_options_set_level0_file_num_compaction_trigger(o, 16);
+    rocksdb_options_set_level0_slowdown_writes_trigger(o, 48);
+    rocksdb_options_set_level0_stop_writes_trigger(o, 64);
+    rocksdb_options_set_optimize_filters_for_hits(o, 1);
+}
+
+/* windows (open windows' record chunks: written once, read and deleted when
+ * the window closes, which can be a day later for a preloaded backlog):
+ * universal compaction merges runs of similar size, so a chunk is rewritten
+ * a few times (log of the data size) instead of once per L1 rewrite, and a
+ * window close seeks at most ~8 sorted runs. Most of this data is dead
+ * within a day, so universal's larger transient space (up to 3x) is spent on
+ * short-lived bytes. Not compressed: LZ4 cost more CPU in compactions than
+ * it saved. */
+static void tune_windows(rocksdb_options_t *o)
+{
+    rocksdb_options_set_compaction_style(o, rocksdb_universal_compaction);
+    rocksdb_options_set_level0_file_num_compaction_trigger(o, 8);
+    rocksdb_options_set_compression(o, rocksdb_no_compression);
+}
+
 static void tune_options(sw_state *st, const sw_state_opts *o)
 {
     size_t cache = o->block_cache_bytes > 0 ? o->block_cache_bytes : (size_t)16 << 20;
@@ -277,16 +312,17 @@ static void tune_options(sw_state *st, const sw_state_opts *o)
     rocksdb_options_set_block_based_table_factory(st->opts, st->bbto);
     for (int cf = 0; cf < SW_CF_COUNT; cf++) {
         size_t plen = cf_prefix_len((sw_cf)cf);
-        if (plen > 0) {
-            st->cf_opts[cf] = rocksdb_options_create_copy(st->opts);
-            rocksdb_options_set_prefix_extractor(st->cf_opts[cf],
-                                                 rocksdb_slicetransform_create_fixed_prefix(plen));
-            rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[cf], 0.05);
-            if (cf == SW_CF_WINDOWS) {
-                /* Short-lived records, mostly deleted before they reach a
-                 * compaction: compressing them is wasted work. */
-                rocksdb_options_set_compression(st->cf_opts[cf], rocksdb_no_compression);
-            }
+        if (plen == 0) {
+            continue;
+        }
+        st->cf_opts[cf] = rocksdb_options_create_copy(st->opts);
+        rocksdb_options_set_prefix_extractor(st->cf_opts[cf],
+                                             rocksdb_slicetransform_create_fixed_prefix(plen));
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[cf], 0.05);
+        if (cf == SW_CF_SETS) {
+            tune_sets(st->cf_opts[cf]);
+        } else {
+            tune_windows(st->cf_opts[cf]);
         }
     }
 }
@@ -391,11 +427,33 @@ fail:
     return NULL;
 }
 
+/* RocksDB's own per-column-family statistics (flush and compaction bytes,
+ * write amplification, compaction CPU) since open: the LOG that would hold
+ * them keeps its header only (see tune_options), so a debug run of a
+ * writer reports them here when it closes. */
+static void log_cf_stats(sw_state *st)
+{
+    if (st->db == NULL || st->read_only || !sw_log_enabled(SW_LOG_DEBUG)) {
+        return;
+    }
+    for (int i = 0; i < SW_CF_COUNT; i++) {
+        char *text =
+            rocksdb_property_value_cf(st->db, st->cf[i], "rocksdb.cfstats-no-file-histogram");
+        SW_LOG(SW_LOG_DEBUG, "rocksdb column family stats", SW_LF_STR("cf", cf_names[i]),
+               SW_LF_STR("stats", text != NULL ? text : ""));
+        rocksdb_free(text);
+    }
+    char *db = rocksdb_property_value(st->db, "rocksdb.dbstats");
+    SW_LOG(SW_LOG_DEBUG, "rocksdb db stats", SW_LF_STR("stats", db != NULL ? db : ""));
+    rocksdb_free(db);
+}
+
 void sw_state_close(sw_state *st)
 {
     if (st == NULL) {
         return;
     }
+    log_cf_stats(st);
     for (int i = 0; i < SW_CF_COUNT; i++) {
         if (st->cf[i] != NULL) {
             rocksdb_column_family_handle_destroy(st->cf[i]);

@@ -31,7 +31,7 @@ typedef enum {
 struct sw_state {
     rocksdb_t *db;
     rocksdb_options_t *opts;
-    rocksdb_options_t *cf_opts[SW_CF_COUNT]; /* column families with a prefix extractor */
+    rocksdb_options_t *cf_opts[SW_CF_COUNT]; /* column families with their own options, or NULL */
     rocksdb_block_based_table_options_t *bbto;
     rocksdb_cache_t *cache;
     rocksdb_column_family_handle_t *cf[SW_CF_COUNT];

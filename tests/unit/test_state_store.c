@@ -11,6 +11,7 @@
 
 #include <rocksdb/c.h>
 
+#include "scanwatch/log.h"
 #include "scanwatch/state.h"
 #include "scanwatch/state_engine.h"
 #include "state_test_util.h"
@@ -318,12 +319,90 @@ static void test_kv_and_batch(void **unused)
     free(dir);
 }
 
+/* Log lines go to a fresh temporary file until end_capture, which returns
+ * them as a malloc'd string. */
+static FILE *begin_capture(void)
+{
+    FILE *fp = tmpfile();
+    assert_non_null(fp);
+    sw_log_set_sink(fp);
+    return fp;
+}
+
+static char *end_capture(FILE *fp)
+{
+    sw_log_set_sink(NULL);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long n = ftell(fp);
+    assert_true(n >= 0);
+    char *text = calloc((size_t)n + 1, 1);
+    assert_non_null(text);
+    rewind(fp);
+    assert_int_equal(fread(text, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    return text;
+}
+
+/* A writer closed at debug level logs RocksDB's per-column-family flush and
+ * compaction statistics (what bench/state/cfstats.mjs reads); a reader, or a
+ * writer at info level, logs none. */
+static void test_close_logs_cf_stats(void **unused)
+{
+    char *dir = sw_test_tmpdir("cfstats");
+    sw_err err;
+    sw_log_level was = sw_log_get_level();
+
+    sw_log_set_level(SW_LOG_INFO);
+    FILE *fp = begin_capture();
+    sw_state *st = open_dir(dir, false, &err);
+    assert_non_null(st);
+    assert_true(sw_state_kv_put(st, "k", 1, "v", 1, &err));
+    sw_state_close(st);
+    char *quiet = end_capture(fp);
+    assert_null(strstr(quiet, "rocksdb column family stats"));
+    free(quiet);
+
+    sw_log_set_level(SW_LOG_DEBUG);
+    fp = begin_capture();
+    st = open_dir(dir, true, &err);
+    assert_non_null(st);
+    sw_state_close(st);
+    char *reader = end_capture(fp);
+    assert_null(strstr(reader, "rocksdb column family stats"));
+    free(reader);
+
+    fp = begin_capture();
+    st = open_dir(dir, false, &err);
+    assert_non_null(st);
+    assert_true(sw_state_kv_put(st, "k2", 2, "v", 1, &err));
+    sw_state_close(st);
+    char *text = end_capture(fp);
+    sw_log_set_level(was);
+    static const char *const cfs[] = {"meta", "images", "sets", "windows", "outbox", "notify"};
+    for (size_t i = 0; i < sizeof cfs / sizeof cfs[0]; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "\"cf\":\"%s\",\"stats\":\"", cfs[i]);
+        if (strstr(text, want) == NULL) {
+            fail_msg("no stats line for %s in:\n%s", cfs[i], text);
+        }
+        snprintf(want, sizeof want, "Compaction Stats [%s]", cfs[i]);
+        if (strstr(text, want) == NULL) {
+            fail_msg("no '%s' in:\n%s", want, text);
+        }
+    }
+    assert_non_null(strstr(text, "\"rocksdb db stats\""));
+    assert_non_null(strstr(text, "Cumulative writes"));
+    free(text);
+    sw_test_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_schema),  cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_outbox),       cmocka_unit_test(test_dead_letter_bounded),
-        cmocka_unit_test(test_kv_and_batch),
+        cmocka_unit_test(test_kv_and_batch), cmocka_unit_test(test_close_logs_cf_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
