@@ -10,7 +10,7 @@ void sw_amqp_options_default(sw_amqp_options *o)
     o->consumer_group = "$Default";
     o->owner_level = 0;
     o->prefetch = 300;
-    o->max_unsettled = 6000;
+    o->max_unsettled = 3000;
     o->sas_token_lifetime_us = 3600 * SW_US_PER_SEC;
     o->tls = SW_AMQP_TLS_AUTO;
     o->tls_verify = true;

@@ -86,8 +86,8 @@
       "com.microsoft:epoch of the receivers: a receiver with an equal or higher level takes a partition over (ownership lost here); -1 = no epoch.") \
     X(PREFETCH, prefetch, INT, "300", 1, 100000, NULL, \
       "Link credit kept outstanding per partition (events buffered ahead of processing).") \
-    X(MAX_UNSETTLED, max_unsettled, INT, "6000", 1, 1000000, NULL, \
-      "Events handed to processing but not yet durable, over all owned partitions: each partition gets an equal share (at least prefetch) and pauses receiving at it. Each event costs about two copies of its body in memory; keep it above state_batch_events + prefetch.") \
+    X(MAX_UNSETTLED, max_unsettled, INT, "3000", 1, 1000000, NULL, \
+      "Events handed to processing but not yet durable, over all owned partitions: each partition gets an equal share (at least prefetch) and pauses receiving at it. Each costs about 8 KB of memory with 3 KB events (proton's delivery buffer until settled, the body until decoded, the decoded records until applied); keep it above state_batch_events + prefetch.") \
     X(SAS_TOKEN_LIFETIME, sas_token_lifetime, DURATION, "1h", SW_S(2), SW_S(86400 * 7), NULL, \
       "Lifetime of the SAS tokens signed from SharedAccessKey; each is re-put at 3/4 of its lifetime (at most 10 min before expiry).") \
     X(CA_FILE, ca_file, STRING, "", 0, 0, NULL, \
