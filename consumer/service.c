@@ -1364,6 +1364,10 @@ static bool run_loop(svc *s, sw_err *err)
             }
             last_commit = now_mono;
             update_metrics(s);
+            /* glibc keeps what is freed in its arenas: at the end of the 10.9M-finding
+             * benchmark a third of the RSS (43 of 157 MiB) was free memory. Handing it back
+             * once a tick costs well under a millisecond. */
+            malloc_trim(0);
             if (s->o->stop_when_caught_up && targets_set && caught_up(s, true)) {
                 sw_state_engine_stats st;
                 sw_state_engine_get_stats(s->eng, &st);
