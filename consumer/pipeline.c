@@ -32,6 +32,14 @@ struct sw_pipeline {
     size_t tag_cap;
 };
 
+/* The decoder both the pipeline and a predecoder own. */
+static sw_decoder *decoder_from_config(const sw_config *cfg, sw_err *err)
+{
+    sw_decode_opts dopts;
+    sw_decode_opts_from_config(&dopts, cfg);
+    return sw_decoder_new(&dopts, err);
+}
+
 sw_pipeline *sw_pipeline_new(const sw_config *cfg, sw_state_engine *eng, sw_metrics *metrics,
                              sw_pipeline_clock clock, sw_err *err)
 {
@@ -40,9 +48,7 @@ sw_pipeline *sw_pipeline_new(const sw_config *cfg, sw_state_engine *eng, sw_metr
         sw_err_set(err, SW_E_NOMEM, "out of memory");
         return NULL;
     }
-    sw_decode_opts dopts;
-    sw_decode_opts_from_config(&dopts, cfg);
-    pl->dec = sw_decoder_new(&dopts, err);
+    pl->dec = decoder_from_config(cfg, err);
     if (pl->dec == NULL) {
         free(pl);
         return NULL;
@@ -309,9 +315,7 @@ sw_predecoder *sw_predecoder_new(const sw_config *cfg, sw_err *err)
         sw_err_set(err, SW_E_NOMEM, "out of memory");
         return NULL;
     }
-    sw_decode_opts dopts;
-    sw_decode_opts_from_config(&dopts, cfg);
-    pd->dec = sw_decoder_new(&dopts, err);
+    pd->dec = decoder_from_config(cfg, err);
     if (pd->dec == NULL) {
         free(pd);
         return NULL;
