@@ -72,6 +72,20 @@ struct sw_notifier {
     struct sender senders[MAX_THREADS];
     int n_threads;
     uint64_t next_seq;
+    /* The last mail key loaded into jobs: keys up to it are queued or gone,
+     * so loading resumes there instead of stepping over the tombstones of
+     * every mail sent since the start (stepping thread only). */
+    char cursor[80];
+    size_t cursor_len;
+    /* Per route, its digest accumulations (d/ entries) as counted since the
+     * last read of them, so a step learns that no digest is due without
+     * reading and parsing every entry (stepping thread only). */
+    struct dig {
+        bool known;    /* n and oldest are exact (else read the entries) */
+        size_t n;      /* entries */
+        double oldest; /* their oldest "t", µs */
+        size_t staged; /* added by the batch being built */
+    } *dig;
     uint64_t jitter; /* LCG state for backoff jitter */
     sw_notify_stats stats;
 };
@@ -308,7 +322,11 @@ static bool put_mails(sw_notifier *n, sw_state_batch *b, const sw_route *route, 
     for (size_t p = 0; p < ml.n; p++) {
         char key[80];
         mail_key(key, sizeof key, created, seq, ridx, p);
-        sw_state_batch_kv_put(b, key, strlen(key), ml.bodies[p], ml.lens[p]);
+        size_t kl = strlen(key);
+        if (n->cursor_len > 0 && memcmp(key, n->cursor, kl < n->cursor_len ? kl : n->cursor_len) < 0) {
+            n->cursor_len = 0; /* the clock stepped back: load from the start again */
+        }
+        sw_state_batch_kv_put(b, key, kl, ml.bodies[p], ml.lens[p]);
     }
     pthread_mutex_lock(&n->mu); /* stats are read by sw_notify_stats_get on another thread */
     n->stats.mails_queued += ml.n;
@@ -341,7 +359,6 @@ static bool digest_key(sw_buf *k, const char *route, uint64_t seq)
     return !k->failed;
 }
 
-/* One diff record -> mail entries or digest accumulations + outbox delete, atomically. */
 /* The diff's new findings by severity, for the scanwatch_new_findings metric. */
 static void count_new_by_severity(sw_notifier *n, const cJSON *diff)
 {
@@ -358,15 +375,15 @@ static void count_new_by_severity(sw_notifier *n, const cJSON *diff)
     pthread_mutex_unlock(&n->mu);
 }
 
-static bool ingest_one(sw_notifier *n, uint64_t seq, const char *json, size_t len, sw_err *err)
+/* One diff record -> mail entries or digest accumulations + its outbox delete, added to b.
+ * *d_out keeps the parsed record (NULL if it was not JSON) for counting after the commit. */
+static bool ingest_one(sw_notifier *n, sw_state_batch *b, uint64_t seq, const char *json,
+                       size_t len, cJSON **d_out, sw_err *err)
 {
     cJSON *d = cJSON_ParseWithLength(json, len);
     cJSON **items = calloc(n->routes.n ? n->routes.n : 1, sizeof *items);
-    sw_state_batch *b = sw_state_batch_new();
-    if (items == NULL || b == NULL) {
-        cJSON_Delete(d);
-        free(items);
-        sw_state_batch_free(b);
+    *d_out = d;
+    if (items == NULL) {
         return sw_err_set(err, SW_E_NOMEM, "out of memory");
     }
     sw_err rerr;
@@ -397,6 +414,7 @@ static bool ingest_one(sw_notifier *n, uint64_t seq, const char *json, size_t le
                     continue;
                 }
                 sw_state_batch_kv_put(b, k.data, k.len, v, strlen(v));
+                n->dig[i].staged++;
                 free(v);
                 sw_buf_free(&k);
             } else if (!put_mails(n, b, r, i, &items[i], 1, seq, &rerr)) {
@@ -409,22 +427,11 @@ static bool ingest_one(sw_notifier *n, uint64_t seq, const char *json, size_t le
         }
     }
     sw_state_batch_outbox_delete(b, seq);
-    bool ok = sw_state_batch_commit(n->st, b, err);
-    if (ok && d != NULL) {
-        count_new_by_severity(n, d);
-    }
     for (size_t i = 0; i < n->routes.n; i++) {
         cJSON_Delete(items[i]);
     }
     free(items);
-    cJSON_Delete(d);
-    sw_state_batch_free(b);
-    if (ok) {
-        pthread_mutex_lock(&n->mu);
-        n->stats.diffs++;
-        pthread_mutex_unlock(&n->mu);
-    }
-    return ok;
+    return true;
 }
 
 struct outbox_entry {
@@ -451,18 +458,47 @@ static bool collect_outbox(void *ctx, uint64_t seq, const char *json, size_t len
     return c->n < INGEST_BATCH;
 }
 
+/* Up to INGEST_BATCH diff records in one atomic (and, with state_sync, one synced) commit. */
 static bool ingest(sw_notifier *n, size_t *count, sw_err *err)
 {
     struct outbox_collect c = {.n = 0};
+    cJSON *parsed[INGEST_BATCH] = {NULL};
     bool ok = sw_state_outbox_iter(n->st, n->next_seq, collect_outbox, &c, err);
+    sw_state_batch *b = c.n > 0 ? sw_state_batch_new() : NULL;
+    if (ok && c.n > 0 && b == NULL) {
+        ok = sw_err_set(err, SW_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; ok && i < c.n; i++) {
+        ok = ingest_one(n, b, c.v[i].seq, c.v[i].json, c.v[i].len, &parsed[i], err);
+    }
+    ok = ok && c.n > 0 ? sw_state_batch_commit(n->st, b, err) : ok;
+    for (size_t r = 0; n->digest && r < n->routes.n; r++) {
+        struct dig *g = &n->dig[r];
+        if (!ok) {
+            g->known = false; /* read them again */
+        } else if (g->staged > 0) {
+            g->oldest = g->n == 0 ? (double)sw_time_now() : g->oldest;
+            g->n += g->staged;
+        }
+        g->staged = 0;
+    }
     for (size_t i = 0; i < c.n; i++) {
-        ok = ok && ingest_one(n, c.v[i].seq, c.v[i].json, c.v[i].len, err);
         if (ok) {
             n->next_seq = c.v[i].seq + 1;
+            if (parsed[i] != NULL) {
+                count_new_by_severity(n, parsed[i]);
+            }
         }
+        cJSON_Delete(parsed[i]);
         free(c.v[i].json);
     }
-    *count = c.n;
+    sw_state_batch_free(b);
+    if (ok) {
+        pthread_mutex_lock(&n->mu);
+        n->stats.diffs += c.n;
+        pthread_mutex_unlock(&n->mu);
+    }
+    *count = ok ? c.n : 0;
     return ok;
 }
 
@@ -524,6 +560,11 @@ static bool collect_digest(void *ctx, const void *key, size_t klen, const void *
 static bool flush_route(sw_notifier *n, size_t ridx, bool force, sw_err *err)
 {
     const sw_route *r = &n->routes.v[ridx];
+    struct dig *g = &n->dig[ridx];
+    if (!force && g->known &&
+        (g->n == 0 || (double)sw_time_now() - g->oldest < (double)n->digest_interval)) {
+        return true; /* nothing due: no need to read the entries */
+    }
     sw_buf prefix, keys;
     sw_buf_init(&prefix, 4096);
     sw_buf_init(&keys, 0);
@@ -562,6 +603,11 @@ static bool flush_route(sw_notifier *n, size_t ridx, bool force, sw_err *err)
             }
         }
     }
+    /* What was read is what is left (all of it unless it stopped at DIGEST_FLUSH_MAX,
+     * whose oldest entries come first: keys end in the outbox sequence). */
+    g->known = ok && (!due || !c.more);
+    g->n = due ? 0 : c.n;
+    g->oldest = c.oldest;
     for (size_t i = 0; i < c.n; i++) {
         cJSON_Delete(c.items[i]);
     }
@@ -616,6 +662,10 @@ static bool refill_fn(void *ctx, const void *key, size_t klen, const void *val, 
     *j = (struct job){.key = k, .klen = klen, .body = b, .blen = vlen};
     n->jobs[n->n_jobs++] = j;
     n->queued_bytes += vlen;
+    if (klen <= sizeof n->cursor) {
+        memcpy(n->cursor, key, klen);
+        n->cursor_len = klen;
+    }
     return true;
 }
 
@@ -632,7 +682,13 @@ bool sw_notify_step(sw_notifier *n, bool flush_digests, bool *idle, sw_err *err)
                 return false;
             }
         }
-        if (!sw_state_kv_iter_prefix(n->st, "d/", 2, any_digest_pending_fn, &digests_left, err)) {
+        bool counted = true;
+        for (size_t i = 0; i < n->routes.n; i++) {
+            counted = counted && n->dig[i].known;
+            digests_left = digests_left || n->dig[i].n > 0;
+        }
+        if (!counted &&
+            !sw_state_kv_iter_prefix(n->st, "d/", 2, any_digest_pending_fn, &digests_left, err)) {
             return false;
         }
     }
@@ -649,7 +705,8 @@ bool sw_notify_step(sw_notifier *n, bool flush_digests, bool *idle, sw_err *err)
         i++;
     }
     struct refill rf = {.n = n};
-    bool ok = sw_state_kv_iter_prefix(n->st, "m/", 2, refill_fn, &rf, err);
+    bool ok = n->n_jobs == QUEUE_MAX ||
+              sw_state_kv_iter_from(n->st, "m/", 2, n->cursor, n->cursor_len, refill_fn, &rf, err);
     if (ok && rf.oom) {
         ok = sw_err_set(err, SW_E_NOMEM, "out of memory loading mails");
     }
@@ -841,6 +898,10 @@ sw_notifier *sw_notify_new(const sw_config *cfg, sw_state *st, sw_err *err)
          sw_notify_routes_parse(sw_cfg_str(cfg, SW_CFG_ROUTES), sw_cfg_str(cfg, SW_CFG_MAIL_TO),
                                 &n->routes, err) &&
          sw_entra_opts_from_config(&eo, cfg, err) && choose_sink(n, cfg, &eo, err);
+    n->dig = ok ? calloc(n->routes.n ? n->routes.n : 1, sizeof *n->dig) : NULL;
+    if (ok && n->dig == NULL) {
+        ok = sw_err_set(err, SW_E_NOMEM, "out of memory");
+    }
     if (ok && n->routes.n == 0) {
         SW_LOG(SW_LOG_WARN, "no notification routes: diff records leave the outbox unmailed",
                SW_LF_STR("hint", "set routes or mail_to"));
@@ -892,6 +953,7 @@ void sw_notify_free(sw_notifier *n)
         sw_token_provider_destroy(&n->tokens);
     }
     sw_notify_routes_free(&n->routes);
+    free(n->dig);
     free(n->graph_base);
     free(n->sender);
     pthread_cond_destroy(&n->cv);

@@ -113,6 +113,7 @@ struct sw_state_engine {
     size_t ram_bytes; /* record copies held in RAM (bounded by window_cache_bytes) */
     bool outbox_dirty;
     uint64_t outbox_next;
+    uint64_t outbox_staged; /* outbox entries in the batch being built */
     /* diff_log */
     FILE *log;
     bool log_is_file;
@@ -1131,6 +1132,7 @@ static bool emit_record(sw_state_engine *e, const struct win *w, const char *bas
     unsigned char k[8];
     sw_enc_be64(k, seq);
     put(e, SW_CF_OUTBOX, k, 8, rec.data, rec.len);
+    e->outbox_staged++;
     e->outbox_next = seq + 1;
     e->outbox_dirty = true;
     if (e->log != NULL) {
@@ -1592,6 +1594,8 @@ bool sw_state_engine_commit(sw_state_engine *e, sw_err *err)
     }
     rocksdb_writebatch_clear(e->wb);
     ov_clear(e);
+    sw_state_outbox_added(e->st, e->outbox_staged);
+    e->outbox_staged = 0;
     e->stats.commits++;
     /* The batch is durable: only now may its effects be forgotten in RAM. */
     while (e->dirty_head != NULL) {

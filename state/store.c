@@ -65,6 +65,20 @@ uint64_t sw_state_reserve_outbox(sw_state *st, uint64_t n)
     return first;
 }
 
+void sw_state_outbox_added(sw_state *st, uint64_t n)
+{
+    pthread_mutex_lock(&st->mu);
+    st->outbox_live += n;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void outbox_removed(sw_state *st, uint64_t n)
+{
+    pthread_mutex_lock(&st->mu);
+    st->outbox_live -= n < st->outbox_live ? n : st->outbox_live;
+    pthread_mutex_unlock(&st->mu);
+}
+
 uint64_t sw_state_reserve_dead_letter(sw_state *st)
 {
     pthread_mutex_lock(&st->mu);
@@ -152,10 +166,18 @@ static bool check_schema(sw_state *st, bool fresh_allowed, sw_err *err)
     return true;
 }
 
+static bool count_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    (void)k, (void)kl, (void)v, (void)vl;
+    (*(uint64_t *)ctx)++;
+    return true;
+}
+
 static bool load_counters(sw_state *st, sw_err *err)
 {
     if (!next_seq_of(st, SW_CF_DEAD_LETTER, &st->dl_next, err) ||
-        !next_seq_of(st, SW_CF_OUTBOX, &st->outbox_next, err)) {
+        !next_seq_of(st, SW_CF_OUTBOX, &st->outbox_next, err) ||
+        !sw_state_scan(st, SW_CF_OUTBOX, NULL, 0, count_cb, &st->outbox_live, err)) {
         return false;
     }
     size_t vl = 0;
@@ -551,9 +573,18 @@ bool sw_state_prefix_iter_free(sw_state_piter *pi, sw_err *err)
 bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_state_raw_fn fn,
                    void *ctx, sw_err *err)
 {
+    return sw_state_scan_from(st, cf, prefix, plen, NULL, 0, fn, ctx, err);
+}
+
+bool sw_state_scan_from(sw_state *st, sw_cf cf, const void *prefix, size_t plen, const void *from,
+                        size_t flen, sw_state_raw_fn fn, void *ctx, sw_err *err)
+{
     sw_state_piter pi;
     if (!sw_state_prefix_iter(st, cf, NULL, prefix, plen, &pi)) {
         return sw_err_set(err, SW_E_NOMEM, "scan");
+    }
+    if (flen >= plen && memcmp(from, prefix, plen) == 0 && flen > 0) {
+        rocksdb_iter_seek(pi.it, from, flen);
     }
     for (; rocksdb_iter_valid(pi.it); rocksdb_iter_next(pi.it)) {
         size_t kl, vl;
@@ -731,21 +762,35 @@ bool sw_state_outbox_delete(sw_state *st, uint64_t seq, sw_err *err)
 {
     unsigned char k[8];
     sw_enc_be64(k, seq);
+    size_t vl = 0;
+    sw_err_clear(err);
+    char *v = get_raw(st, SW_CF_OUTBOX, (const char *)k, 8, &vl, err);
+    if (!sw_err_ok(err)) {
+        return false;
+    }
+    if (v == NULL) {
+        return true; /* already gone */
+    }
+    rocksdb_free(v);
     char *rerr = NULL;
     rocksdb_delete_cf(st->db, st->wo, st->cf[SW_CF_OUTBOX], (const char *)k, 8, &rerr);
-    return sw_state_rerr(rerr, err, "outbox delete");
-}
-
-static bool count_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
-{
-    (*(uint64_t *)ctx)++;
+    if (!sw_state_rerr(rerr, err, "outbox delete")) {
+        return false;
+    }
+    outbox_removed(st, 1);
     return true;
 }
 
+/* The outbox's size is counted once at open and then kept by its writers
+ * (the engine's commit adds, the notifier's batch and outbox_delete remove):
+ * counting it by a scan on every metrics update cost O(outbox) per tick. */
 bool sw_state_outbox_count(sw_state *st, uint64_t *count, sw_err *err)
 {
-    *count = 0;
-    return sw_state_scan(st, SW_CF_OUTBOX, NULL, 0, count_cb, count, err);
+    (void)err;
+    pthread_mutex_lock(&st->mu);
+    *count = st->outbox_live;
+    pthread_mutex_unlock(&st->mu);
+    return true;
 }
 
 /* ---- dead letter ---- */
@@ -862,6 +907,13 @@ bool sw_state_kv_iter_prefix(sw_state *st, const void *prefix, size_t plen, sw_s
     return sw_state_scan(st, SW_CF_NOTIFY, prefix, plen, kv_iter_cb, &ki, err);
 }
 
+bool sw_state_kv_iter_from(sw_state *st, const void *prefix, size_t plen, const void *from,
+                           size_t flen, sw_state_kv_fn fn, void *ctx, sw_err *err)
+{
+    struct kv_iter ki = {fn, ctx};
+    return sw_state_scan_from(st, SW_CF_NOTIFY, prefix, plen, from, flen, kv_iter_cb, &ki, err);
+}
+
 /* ---- notifier batch ---- */
 
 struct sw_state_batch {
@@ -972,7 +1024,16 @@ bool sw_state_batch_commit(sw_state *st, sw_state_batch *b, sw_err *err)
     char *rerr = NULL;
     rocksdb_write(st->db, st->wo, wb, &rerr);
     rocksdb_writebatch_destroy(wb);
-    return sw_state_rerr(rerr, err, "notify batch");
+    if (!sw_state_rerr(rerr, err, "notify batch")) {
+        return false;
+    }
+    /* The notifier deletes only outbox entries it has just read, each once. */
+    uint64_t gone = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        gone += b->ops[i].del && b->ops[i].outbox;
+    }
+    outbox_removed(st, gone);
+    return true;
 }
 
 /* ---- image records ---- */

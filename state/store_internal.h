@@ -47,6 +47,7 @@ struct sw_state {
     size_t dl_max;
     pthread_mutex_t mu; /* guards the counters below */
     uint64_t outbox_next;
+    uint64_t outbox_live; /* entries in the outbox: counted at open, kept by the writers */
     uint64_t dl_next;
 };
 
@@ -55,6 +56,8 @@ bool sw_state_rerr(char *rerr, sw_err *err, const char *what);
 /* Reserves n consecutive outbox sequences; returns the first. */
 uint64_t sw_state_reserve_outbox(sw_state *st, uint64_t n);
 uint64_t sw_state_reserve_dead_letter(sw_state *st);
+/* n outbox entries became durable (the engine's commit). */
+void sw_state_outbox_added(sw_state *st, uint64_t n);
 /* Encodes a dead-letter value (bounded) into out. */
 void sw_state_encode_dead_letter(const sw_state *st, const sw_state_dead_letter *dl, sw_time_us now,
                                  sw_buf *out);
@@ -78,6 +81,9 @@ bool sw_state_prefix_iter_free(sw_state_piter *pi, sw_err *err);
 typedef bool (*sw_state_raw_fn)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
 bool sw_state_scan(sw_state *st, sw_cf cf, const void *prefix, size_t plen, sw_state_raw_fn fn,
                    void *ctx, sw_err *err);
+/* The same from the first key >= from (a key with the prefix; else from the prefix). */
+bool sw_state_scan_from(sw_state *st, sw_cf cf, const void *prefix, size_t plen, const void *from,
+                        size_t flen, sw_state_raw_fn fn, void *ctx, sw_err *err);
 /*
  * Image record (images CF): T, the wall time of the last apply, |S|, tags,
  * then the set S itself as `findings` entries sorted by finding key (key,

@@ -111,7 +111,8 @@ bool sw_state_outbox_iter(sw_state *st, uint64_t from_seq, sw_state_outbox_fn fn
 bool sw_state_outbox_get(sw_state *st, uint64_t seq, sw_buf *out, bool *found, sw_err *err);
 /* Deleting an absent entry is not an error. Synced when sync is on. */
 bool sw_state_outbox_delete(sw_state *st, uint64_t seq, sw_err *err);
-/* Number of entries (a scan: for metrics and inspection, not hot paths). */
+/* Number of entries: counted once at open, then kept by this process's writes
+ * (the engine's commits, the notifier's batches, outbox_delete); O(1). */
 bool sw_state_outbox_count(sw_state *st, uint64_t *count, sw_err *err);
 
 /* ---- dead letter --------------------------------------------------------- */
@@ -146,6 +147,11 @@ typedef bool (*sw_state_kv_fn)(void *ctx, const void *key, size_t klen, const vo
 /* Entries whose key starts with prefix (plen may be 0: all), in key order. */
 bool sw_state_kv_iter_prefix(sw_state *st, const void *prefix, size_t plen, sw_state_kv_fn fn,
                              void *ctx, sw_err *err);
+/* The same from the first key >= from, a key with the prefix (else from the
+ * prefix's start): a queue's reader resumes past the tombstones of what it
+ * already took instead of stepping over them on every read. */
+bool sw_state_kv_iter_from(sw_state *st, const void *prefix, size_t plen, const void *from,
+                           size_t flen, sw_state_kv_fn fn, void *ctx, sw_err *err);
 
 /*
  * An atomic batch for the notifier: delete outbox entries and put/delete

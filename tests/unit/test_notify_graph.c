@@ -738,6 +738,62 @@ static void test_digest_mode(void **state)
     env_teardown(&e);
 }
 
+/* One notifier over time: it learns when a digest is due from what it ingested (without
+ * reading the entries each step), and entries ingested later join the digest that is due. */
+static void test_digest_due_in_one_run(void **state)
+{
+    (void)state;
+    struct env e;
+    env_setup(&e);
+    set(e.cfg, "mail_mode", "digest");
+    set(e.cfg, "digest_interval", "1s");
+    sw_err err;
+    sw_notifier *n = sw_notify_new(e.cfg, e.st, &err);
+    assert_non_null(n);
+    nt_fill_outbox(e.st, "contoso.azurecr.io", "app", 3, 2, "early");
+    assert_true(sw_notify_drain(n, 10 * SW_US_PER_SEC, false, &err));
+    assert_int_equal(nt_kv_count(e.st, "d/"), 3);
+    usleep(500 * 1000);
+    nt_fill_outbox(e.st, "contoso.azurecr.io", "web", 2, 2, "later");
+    assert_true(sw_notify_drain(n, 10 * SW_US_PER_SEC, false, &err));
+    assert_int_equal(nt_kv_count(e.st, "d/"), 5); /* the oldest is 0.5 s old: not due */
+    cJSON *stats = nt_fake_get(&e.f, "stats");
+    assert_int_equal(jint(stats, "requests"), 0);
+    cJSON_Delete(stats);
+    usleep(700 * 1000);
+    assert_true(sw_notify_drain(n, 10 * SW_US_PER_SEC, false, &err));
+    assert_int_equal(nt_kv_count(e.st, "d/"), 0);
+    sw_notify_free(n);
+    cJSON *mails = nt_fake_get(&e.f, "mails");
+    assert_int_equal(cJSON_GetArraySize(mails), 1);
+    assert_string_equal(mail_header(cJSON_GetArrayItem(mails, 0), "x-scanwatch-new"), "10");
+    cJSON_Delete(mails);
+    env_teardown(&e);
+}
+
+/* More mails than the send queue holds go out once each, in the order they were made. */
+static void test_many_mails_in_order(void **state)
+{
+    (void)state;
+    struct env e;
+    env_setup(&e);
+    set(e.cfg, "mail_concurrency", "1");
+    nt_fill_outbox(e.st, "contoso.azurecr.io", "app", 150, 1, "finding");
+    drain(&e, false);
+    assert_int_equal(nt_kv_count(e.st, "m/"), 0);
+    assert_int_equal(e.last.mails_sent, 150);
+    cJSON *mails = nt_fake_get(&e.f, "mails");
+    assert_int_equal(cJSON_GetArraySize(mails), 150);
+    for (int i = 0; i < 150; i++) {
+        char img[64];
+        snprintf(img, sizeof img, "/app%d@", i);
+        assert_int_equal(mails_matching(mails, img, "team@example.com"), 1);
+        assert_non_null(strstr(mail_header(cJSON_GetArrayItem(mails, i), "x-scanwatch-image"), img));
+    }
+    cJSON_Delete(mails);
+    env_teardown(&e);
+}
+
 /* Graph not configured: mails go to dir:./scanwatch-mail by default. */
 static void test_default_dir_sink(void **state)
 {
@@ -1040,6 +1096,8 @@ int main(void)
         cmocka_unit_test(test_token_expiry_mid_run),
         cmocka_unit_test(test_concurrency_and_rate),
         cmocka_unit_test(test_digest_mode),
+        cmocka_unit_test(test_digest_due_in_one_run),
+        cmocka_unit_test(test_many_mails_in_order),
         cmocka_unit_test(test_default_dir_sink),
         cmocka_unit_test(test_sigkill_resends_at_most_in_flight),
         cmocka_unit_test(test_follow_sigterm),

@@ -193,15 +193,28 @@ static void test_outbox(void **unused)
     assert_non_null(strstr(b.data, "sha256:1"));
     /* Delete all, reopen: sequences are never reused. */
     uint64_t last = s.seq[2];
+    assert_true(sw_state_outbox_delete(st, s.seq[0], &err));
+    assert_true(sw_state_outbox_count(st, &count, &err));
+    assert_int_equal(count, 2);
+    sw_state_close(st);
+    /* The count survives a reopen (counted at open) and an absent key's delete. */
+    st = open_dir(dir, false, &err);
+    assert_non_null(st);
+    assert_true(sw_state_outbox_count(st, &count, &err));
+    assert_int_equal(count, 2);
     for (size_t i = 0; i < 3; i++) {
         assert_true(sw_state_outbox_delete(st, s.seq[i], &err));
     }
+    assert_true(sw_state_outbox_count(st, &count, &err));
+    assert_int_equal(count, 0);
     assert_true(sw_state_outbox_get(st, s.seq[1], &b, &found, &err));
     assert_false(found);
     sw_state_close(st);
     st = open_dir(dir, false, &err);
     assert_non_null(st);
     fill_outbox(st, 10, 1);
+    assert_true(sw_state_outbox_count(st, &count, &err));
+    assert_int_equal(count, 1);
     struct seqs s2 = {0};
     assert_true(sw_state_outbox_iter(st, 0, collect_outbox, &s2, &err));
     assert_int_equal(s2.n, 1);
@@ -296,6 +309,9 @@ static void test_kv_and_batch(void **unused)
     sw_state_batch_kv_delete(b, "route/a", 7);
     assert_true(sw_state_batch_commit(st, b, &err));
     sw_state_batch_free(b);
+    uint64_t count = 0;
+    assert_true(sw_state_outbox_count(st, &count, &err));
+    assert_int_equal(count, 1);
 
     struct seqs ob2 = {0};
     assert_true(sw_state_outbox_iter(st, 0, collect_outbox, &ob2, &err));
