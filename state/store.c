@@ -257,36 +257,31 @@ static size_t cf_prefix_len(sw_cf cf)
 
 /* Leveled compaction rewrites most of L1 at every L0 -> L1 compaction when
  * new keys fall all over the key range, as the hashed image prefixes of the
- * sets and windows column families do: at RocksDB's default trigger of 4 L0
- * files their write amplification was 6-15 and compaction ~25-40 % of the
- * service's CPU (docs/benchmarks.md "RocksDB tuning (issue 8)").
+ * sets and windows column families and the image names of images do: at
+ * RocksDB's default trigger of 4 L0 files their write amplification was
+ * 6-15 and compaction ~25-40 % of the service's CPU; with 100,000 images it
+ * was still half of it (docs/benchmarks.md "RocksDB tuning (issue 8)").
+ * Universal compaction merges sorted runs of similar size instead, so a
+ * value is rewritten a few times (log of the data size), not once per L1
+ * rewrite. Its price is space: up to ~2x the live data while a merge runs
+ * (1.2x the leveled layout's bytes at the end of a 3-day 100k-image run).
  *
- * sets (long-lived finding JSON, read back only for a tag base or `state
- * show`, and then the key exists): stays leveled, so its space stays within
- * ~1.1x of the data, but lets 16 L0 files gather before a compaction (4x
- * fewer rewrites of L1), and builds no filter for the last level, where
- * nearly all of it lives. Its few reads check the L0 files' filters, which
- * stay pinned in the block cache. */
-static void tune_sets(rocksdb_options_t *o)
-{
-    rocksdb_options_set_level0_file_num_compaction_trigger(o, 16);
-    rocksdb_options_set_level0_slowdown_writes_trigger(o, 48);
-    rocksdb_options_set_level0_stop_writes_trigger(o, 64);
-    rocksdb_options_set_optimize_filters_for_hits(o, 1);
-}
-
-/* windows (open windows' record chunks: written once, read and deleted when
- * the window closes, which can be a day later for a preloaded backlog):
- * universal compaction merges runs of similar size, so a chunk is rewritten
- * a few times (log of the data size) instead of once per L1 rewrite, and a
- * window close seeks at most ~8 sorted runs. Most of this data is dead
- * within a day, so universal's larger transient space (up to 3x) is spent on
- * short-lived bytes. Not compressed: LZ4 cost more CPU in compactions than
- * it saved. */
-static void tune_windows(rocksdb_options_t *o)
+ * images, sets (long-lived; sets is read back only for a tag base or `state
+ * show`), outbox and notify (queues: written once, deleted when taken, a
+ * day later for a backlog of mails) are merged when 8 runs gather. Reads
+ * check at most that many runs' filters. */
+static void tune_universal(rocksdb_options_t *o)
 {
     rocksdb_options_set_compaction_style(o, rocksdb_universal_compaction);
     rocksdb_options_set_level0_file_num_compaction_trigger(o, 8);
+}
+
+/* windows (open windows' record chunks: written once, read and deleted when
+ * the window closes): most of this data is dead within a day. Not
+ * compressed: LZ4 cost more CPU in compactions than it saved. */
+static void tune_windows(rocksdb_options_t *o)
+{
+    tune_universal(o);
     rocksdb_options_set_compression(o, rocksdb_no_compression);
 }
 
@@ -333,18 +328,22 @@ static void tune_options(sw_state *st, const sw_state_opts *o)
                                                   rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(st->opts, st->bbto);
     for (int cf = 0; cf < SW_CF_COUNT; cf++) {
-        size_t plen = cf_prefix_len((sw_cf)cf);
-        if (plen == 0) {
+        bool universal = cf == SW_CF_IMAGES || cf == SW_CF_SETS || cf == SW_CF_WINDOWS ||
+                         cf == SW_CF_OUTBOX || cf == SW_CF_NOTIFY;
+        if (!universal) {
             continue;
         }
         st->cf_opts[cf] = rocksdb_options_create_copy(st->opts);
-        rocksdb_options_set_prefix_extractor(st->cf_opts[cf],
-                                             rocksdb_slicetransform_create_fixed_prefix(plen));
-        rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[cf], 0.05);
-        if (cf == SW_CF_SETS) {
-            tune_sets(st->cf_opts[cf]);
-        } else {
+        size_t plen = cf_prefix_len((sw_cf)cf);
+        if (plen > 0) {
+            rocksdb_options_set_prefix_extractor(st->cf_opts[cf],
+                                                 rocksdb_slicetransform_create_fixed_prefix(plen));
+            rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->cf_opts[cf], 0.05);
+        }
+        if (cf == SW_CF_WINDOWS) {
             tune_windows(st->cf_opts[cf]);
+        } else {
+            tune_universal(st->cf_opts[cf]);
         }
     }
 }

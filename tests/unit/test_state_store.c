@@ -225,6 +225,71 @@ static void test_outbox(void **unused)
     free(dir);
 }
 
+/* Stores written before the column families moved to universal compaction (their
+ * files spread over levels by leveled compaction) open, count and take writes. */
+static void test_opens_leveled_layout(void **unused)
+{
+    char *dir = sw_test_tmpdir("leveled");
+    sw_err err;
+    sw_state *st = open_dir(dir, false, &err);
+    assert_non_null(st);
+    fill_outbox(st, 0, 50);
+    sw_state_close(st);
+
+    static const char *const names[] = {"default",     "meta",   "images",      "sets", "windows",
+                                        "checkpoints", "outbox", "dead_letter", "tags", "notify"};
+    enum { N = sizeof names / sizeof names[0] };
+    rocksdb_options_t *o = rocksdb_options_create();
+    const rocksdb_options_t *cfo[N];
+    rocksdb_column_family_handle_t *h[N];
+    for (int i = 0; i < N; i++) {
+        cfo[i] = o; /* RocksDB's defaults: leveled */
+    }
+    char *rerr = NULL;
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, N, names, cfo, h, &rerr);
+    assert_null(rerr);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    for (int i = 0; i < N; i++) {
+        rocksdb_compact_range_cf(db, h[i], NULL, 0, NULL, 0); /* to the bottom level */
+    }
+    rocksdb_put_cf(db, wo, h[9], "x/leveled", 9, "1", 1, &rerr); /* and a new L0 file */
+    assert_null(rerr);
+    rocksdb_flush_cf(db, fo, h[9], &rerr);
+    assert_null(rerr);
+    for (int i = 0; i < N; i++) {
+        rocksdb_column_family_handle_destroy(h[i]);
+    }
+    rocksdb_close(db);
+    rocksdb_flushoptions_destroy(fo);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_options_destroy(o);
+
+    st = open_dir(dir, false, &err);
+    assert_non_null(st);
+    uint64_t count = 0;
+    assert_true(sw_state_outbox_count(st, &count, &err));
+    assert_int_equal(count, 50);
+    fill_outbox(st, 50, 10);
+    assert_true(sw_state_outbox_count(st, &count, &err));
+    assert_int_equal(count, 60);
+    sw_buf v;
+    sw_buf_init(&v, 0);
+    bool found = false;
+    assert_true(sw_state_kv_get(st, "x/leveled", 9, &v, &found, &err));
+    assert_true(found);
+    sw_buf_free(&v);
+    sw_state_close(st);
+    st = open_dir(dir, false, &err);
+    assert_non_null(st);
+    struct seqs s = {0};
+    assert_true(sw_state_outbox_iter(st, 0, collect_outbox, &s, &err));
+    assert_true(s.n > 0);
+    sw_state_close(st);
+    sw_test_rmdir(dir);
+    free(dir);
+}
+
 struct dls {
     size_t n;
     char reason[4][64];
@@ -419,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_open_schema),  cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_outbox),       cmocka_unit_test(test_dead_letter_bounded),
         cmocka_unit_test(test_kv_and_batch), cmocka_unit_test(test_close_logs_cf_stats),
+        cmocka_unit_test(test_opens_leveled_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
