@@ -77,6 +77,12 @@ struct sw_notifier {
      * every mail sent since the start (stepping thread only). */
     char cursor[80];
     size_t cursor_len;
+    /* The last load stopped at the queue's bounds: rendered mails wait in the
+     * store beyond it. Per-image diff records are then left in the outbox
+     * and rendered only when the mails before them are nearly sent, so a
+     * backlog (a first scan of every image, at mail_rate a minute) is held
+     * once, as diff records, not also rendered and compacted as mails. */
+    bool mails_beyond_queue;
     /* Per route, its digest accumulations (d/ entries) as counted since the
      * last read of them, so a step learns that no digest is due without
      * reading and parsing every entry (stepping thread only). */
@@ -632,6 +638,7 @@ static bool any_digest_pending_fn(void *ctx, const void *k, size_t kl, const voi
 struct refill {
     sw_notifier *n;
     bool oom;
+    bool full; /* stopped at the queue's bounds */
 };
 
 static bool refill_fn(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
@@ -644,6 +651,7 @@ static bool refill_fn(void *ctx, const void *key, size_t klen, const void *val, 
         }
     }
     if (n->n_jobs == QUEUE_MAX || (n->n_jobs > 0 && n->queued_bytes + vlen > QUEUE_BYTES_MAX)) {
+        rf->full = true;
         return false;
     }
     struct job *j = calloc(1, sizeof *j);
@@ -672,7 +680,10 @@ static bool refill_fn(void *ctx, const void *key, size_t klen, const void *val, 
 bool sw_notify_step(sw_notifier *n, bool flush_digests, bool *idle, sw_err *err)
 {
     size_t ingested = 0;
-    if (!ingest(n, &ingested, err)) {
+    pthread_mutex_lock(&n->mu);
+    bool render = n->digest || (!n->mails_beyond_queue && n->n_jobs <= QUEUE_MAX / 2);
+    pthread_mutex_unlock(&n->mu);
+    if (render && !ingest(n, &ingested, err)) {
         return false;
     }
     bool digests_left = false;
@@ -710,12 +721,13 @@ bool sw_notify_step(sw_notifier *n, bool flush_digests, bool *idle, sw_err *err)
     if (ok && rf.oom) {
         ok = sw_err_set(err, SW_E_NOMEM, "out of memory loading mails");
     }
+    n->mails_beyond_queue = n->n_jobs == QUEUE_MAX || rf.full;
     size_t pending = n->n_jobs;
     n->stats.pending = pending;
     pthread_cond_broadcast(&n->cv);
     pthread_mutex_unlock(&n->mu);
     if (idle != NULL) {
-        *idle = ok && ingested == 0 && pending == 0 && (!flush_digests || !digests_left);
+        *idle = ok && render && ingested == 0 && pending == 0 && (!flush_digests || !digests_left);
     }
     return ok;
 }
@@ -871,6 +883,7 @@ sw_notifier *sw_notify_new(const sw_config *cfg, sw_state *st, sw_err *err)
         return NULL;
     }
     n->st = st;
+    n->mails_beyond_queue = true; /* until the first load looks */
     n->jitter = (uint64_t)sw_time_mono_us() ^ (uint64_t)(uintptr_t)n;
     pthread_mutex_init(&n->mu, NULL);
     pthread_condattr_t ca;
