@@ -582,7 +582,7 @@ bool sw_state_scan_from(sw_state *st, sw_cf cf, const void *prefix, size_t plen,
     if (!sw_state_prefix_iter(st, cf, NULL, prefix, plen, &pi)) {
         return sw_err_set(err, SW_E_NOMEM, "scan");
     }
-    if (flen >= plen && memcmp(from, prefix, plen) == 0 && flen > 0) {
+    if (flen > 0 && flen >= plen && (plen == 0 || memcmp(from, prefix, plen) == 0)) {
         rocksdb_iter_seek(pi.it, from, flen);
     }
     for (; rocksdb_iter_valid(pi.it); rocksdb_iter_next(pi.it)) {
