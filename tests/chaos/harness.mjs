@@ -133,9 +133,12 @@ export function cutNear(starts, want) {
   return best;
 }
 
+// Complete lines only: a running service may be writing the last one while we read.
 export function readDiffs(path) {
   if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8").split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l));
+  const lines = readFileSync(path, "utf8").split("\n");
+  lines.pop(); // "" after the last newline, or a line not yet complete
+  return lines.filter((l) => l.length > 0).map((l) => JSON.parse(l));
 }
 
 // A diff record's identity: what it says, not where it was read (offsets differ between runs).

@@ -87,9 +87,12 @@ function diffKey(rec) {
   const resolved = [...rec.resolved].sort();
   return JSON.stringify([rec.image, rec.scan_time, newKeys, resolved]);
 }
+// Complete lines only: the service may be writing the last one while we read.
 function readDiffs(path) {
   if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8").split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l));
+  const lines = readFileSync(path, "utf8").split("\n");
+  lines.pop(); // "" after the last newline, or a line not yet complete
+  return lines.filter((l) => l.length > 0).map((l) => JSON.parse(l));
 }
 const expected = (() => {
   const dir = join(WORK, "offline");
@@ -164,8 +167,11 @@ function serviceArgs(dir, extra = []) {
     "--lag-poll-interval", "200ms", "--progress-interval", "0", "--log-level", "warn", ...SERVICE_ARGS,
     ...extra];
 }
+const services = new Set(); // killed at the end if a failure left them running
 function startService(dir, extra = []) {
   const p = spawn(SCANWATCH, ["run", ...serviceArgs(dir), ...extra], { stdio: ["ignore", "inherit", "pipe"] });
+  services.add(p);
+  p.on("exit", () => services.delete(p));
   p.stderrText = "";
   p.stderr.on("data", (d) => {
     p.stderrText += d;
@@ -387,6 +393,7 @@ try {
   failures++;
   console.error(`FAIL: ${e.stack ?? e}`);
 } finally {
+  for (const p of services) p.kill("SIGKILL"); // they share our stdout: ctest would wait for them
   emu?.kill("SIGTERM");
 }
 console.log(failures === 0 ? `${SCENARIO}: all checks passed` : `${SCENARIO}: ${failures} check(s) failed`);
