@@ -477,7 +477,9 @@ static bool ingest(sw_notifier *n, size_t *count, sw_err *err)
     for (size_t i = 0; ok && i < c.n; i++) {
         ok = ingest_one(n, b, c.v[i].seq, c.v[i].json, c.v[i].len, &parsed[i], err);
     }
-    ok = ok && c.n > 0 ? sw_state_batch_commit(n->st, b, err) : ok;
+    if (ok && c.n > 0) {
+        ok = sw_state_batch_commit(n->st, b, err);
+    }
     for (size_t r = 0; n->digest && r < n->routes.n; r++) {
         struct dig *g = &n->dig[r];
         if (!ok) {
