@@ -250,6 +250,9 @@ static void cmd_info(emu_server *s, const char *args, char *reply, size_t size)
         }
         at += (size_t)w;
     }
+    if (at < size) {
+        snprintf(reply + at, size - at, " queued_max=%d", s->queued_max);
+    }
 }
 
 void emu_execute_command(emu_server *s, const char *line, char *reply, size_t size)

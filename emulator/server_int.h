@@ -59,6 +59,7 @@ typedef struct emu_link {
     char close_desc[EMU_DESC_MAX];
     uint64_t tag;
     int64_t due_ms;                 /* delayed delivery due (monotonic ms), 0 = none */
+    int queued_seen;                /* pn_link_queued at the end of the last deliver() */
     bool oversize;                  /* the incoming delivery exceeded the limit */
     sw_buf rx;                      /* incoming delivery being reassembled */
     struct emu_link *pnext, *pprev; /* in part->receivers */
@@ -107,6 +108,8 @@ struct emu_server {
     char refuse_cond[EMU_COND_MAX];
     char refuse_desc[EMU_DESC_MAX];
     int64_t delay_ms;
+    bool stalled;   /* a receiver link waits for its session window (see deliver) */
+    int queued_max; /* most deliveries one receiver link had queued in proton */
     /* control queue */
     bool threads_started; /* control threads may hold the server until exit */
     bool closed;          /* under mu: the loop ended, submit no longer touches the proactor */

@@ -69,6 +69,11 @@ if(SW_NODE)
             --emulator $<TARGET_FILE:scanwatch-emulator> --gen $<TARGET_FILE:sw-gen>
     WORKING_DIRECTORY ${SW_SDK_DIR})
   set_tests_properties(emulator_sdk_timed_load PROPERTIES LABELS integration TIMEOUT 180)
+  add_test(NAME emulator_sdk_flow
+    COMMAND ${SW_NODE} ${SW_SDK_DIR}/emulator-flow.mjs
+            --emulator $<TARGET_FILE:scanwatch-emulator> --gen $<TARGET_FILE:sw-gen>
+    WORKING_DIRECTORY ${SW_SDK_DIR})
+  set_tests_properties(emulator_sdk_flow PROPERTIES LABELS integration TIMEOUT 180)
 endif()
 
 # --load files: the line reader, the timed format, file-backed events read back.
