@@ -430,11 +430,14 @@ try {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const mode of MODES) {
       let r;
+      const emuCpu0 = procCpu(emu.pid);
       if (mode === "bare") r = await runBare(round);
       else if (mode === "e2e") r = await runE2e(round);
       else if (mode === "parse" || mode === "rocksdb") r = await runFloor(mode, round);
       else if (mode === "js") r = await runJs(round);
       else throw new Error(`unknown mode ${mode}`);
+      // what serving this consumer cost the emulator (it shares the 2 cores)
+      if (r.events > 0) r.emulator_cpu_us_per_event = +(((procCpu(emu.pid) - emuCpu0) * 1e6) / r.events).toFixed(2);
       if (LABEL) r.label = LABEL;
       rows.push(r);
       emit(r);
