@@ -1057,6 +1057,31 @@ static bool commit_and_settle(svc *s, sw_err *err)
     return true;
 }
 
+/*
+ * Commits the batch; while the engine stopped closing windows at
+ * batch_bytes_max (sw_state_engine_more_due: many windows due at once), goes
+ * on closing them in further commits, so no batch outgrows that budget.
+ * settle: settle what the commits made durable (not at shutdown, when the
+ * client is gone; the checkpoints are durable all the same).
+ */
+static bool commit_closing(svc *s, bool caught_up, bool settle, sw_err *err)
+{
+    for (;;) {
+        bool more = sw_state_engine_more_due(s->eng);
+        bool ok = settle ? commit_and_settle(s, err)
+                         : flush_forwards(s, err) && sw_state_engine_commit(s->eng, err);
+        if (!ok) {
+            return false;
+        }
+        if (!more) {
+            return true;
+        }
+        if (!sw_state_engine_tick(s->eng, sw_time_now(), SW_TIME_UNSET, caught_up, err)) {
+            return false;
+        }
+    }
+}
+
 static bool process_node(svc *s, ev_node *n, sw_time_us now, sw_err *err)
 {
     part *p = &s->parts[n->part];
@@ -1304,8 +1329,9 @@ static bool process_ready(svc *s, bool force, uint64_t *events, int64_t *last_co
         bool ok = process_node(s, n, now, err);
         node_free(n);
         (*events)++;
-        if (ok && sw_state_engine_pending_events(s->eng) >= batch) {
-            ok = commit_and_settle(s, err);
+        if (ok && (sw_state_engine_pending_events(s->eng) >= batch ||
+                   sw_state_engine_more_due(s->eng))) {
+            ok = commit_closing(s, false, true, err);
             *last_commit = sw_time_mono_us();
         }
         if (!ok) {
@@ -1359,7 +1385,7 @@ static bool run_loop(svc *s, sw_err *err)
             }
             bool up = caught_up(s, false);
             if (!sw_state_engine_tick(s->eng, sw_time_now(), SW_TIME_UNSET, up, err) ||
-                !commit_and_settle(s, err)) {
+                !commit_closing(s, up, true, err)) {
                 return false;
             }
             last_commit = now_mono;
@@ -1421,7 +1447,7 @@ static bool shutdown_service(svc *s, bool loop_ok, sw_err *err)
         /* Windows that are due close now; the others stay durable and open. */
         /* Export events already processed are forwarded before their checkpoints commit. */
         ok = ok && sw_state_engine_tick(s->eng, sw_time_now(), SW_TIME_UNSET, false, err) &&
-             flush_forwards(s, err) && sw_state_engine_commit(s->eng, err);
+             commit_closing(s, false, false, err);
     }
     sw_amqp_client_free(s->route);
     s->route = NULL;

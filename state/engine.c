@@ -110,6 +110,7 @@ struct sw_state_engine {
     size_t n_parts, cap_parts;
     sw_time_us max_event;
     size_t pending_events;
+    bool more_due; /* closing stopped at batch_bytes_max (sw_state_engine_more_due) */
     size_t ram_bytes; /* record copies held in RAM (bounded by window_cache_bytes) */
     bool outbox_dirty;
     uint64_t outbox_next;
@@ -1336,6 +1337,36 @@ static bool join_window(sw_state_engine *e, struct win *w, const sw_state_pos *p
     return true;
 }
 
+static bool due_by_event_time(const sw_state_engine *e)
+{
+    return e->max_event != SW_TIME_UNSET && e->heap_n > 0 &&
+           e->heap[0]->last_event != SW_TIME_UNSET &&
+           e->max_event - e->heap[0]->last_event > e->o.scan_quiet_us;
+}
+
+static bool batch_full(const sw_state_engine *e)
+{
+    size_t n = 0;
+    rocksdb_writebatch_data(e->wb, &n);
+    return n >= e->o.batch_bytes_max;
+}
+
+/* Rule (b). bounded: stops once the batch is full and windows are still
+ * due (more_due); at least one window is applied per call. */
+static bool close_by_event_time(sw_state_engine *e, bool bounded, sw_err *err)
+{
+    while (due_by_event_time(e)) {
+        if (!apply_window(e, e->heap[0], err)) {
+            return false;
+        }
+        if (bounded && due_by_event_time(e) && batch_full(e)) {
+            e->more_due = true;
+            return true;
+        }
+    }
+    return true;
+}
+
 bool sw_state_engine_add(sw_state_engine *e, const sw_state_pos *pos, const sw_state_record *r,
                          sw_err *err)
 {
@@ -1344,6 +1375,11 @@ bool sw_state_engine_add(sw_state_engine *e, const sw_state_pos *pos, const sw_s
     }
     if (r->scan_time == SW_TIME_UNSET) {
         return sw_err_set(err, SW_E_INVALID_ARG, "record of %s without scan time", r->image);
+    }
+    /* Windows left due by a bounded close (or by a restart between its
+     * commits) close before a record could join one of them. */
+    if (!close_by_event_time(e, false, err)) {
+        return false;
     }
     struct win *w = tab_find(e, r->image, hash_str(r->image));
     sw_time_us T = SW_TIME_UNSET;
@@ -1410,20 +1446,6 @@ bool sw_state_engine_dead_letter(sw_state_engine *e, const sw_state_pos *pos, co
     return true;
 }
 
-static bool close_by_event_time(sw_state_engine *e, sw_err *err)
-{
-    if (e->max_event == SW_TIME_UNSET) {
-        return true;
-    }
-    while (e->heap_n > 0 && e->heap[0]->last_event != SW_TIME_UNSET &&
-           e->max_event - e->heap[0]->last_event > e->o.scan_quiet_us) {
-        if (!apply_window(e, e->heap[0], err)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 bool sw_state_engine_event_done(sw_state_engine *e, const sw_state_pos *pos, sw_err *err)
 {
     struct part *p = part_get(e, pos->partition);
@@ -1448,7 +1470,8 @@ bool sw_state_engine_event_done(sw_state_engine *e, const sw_state_pos *pos, sw_
         e->max_event = pos->enqueued;
     }
     e->pending_events++;
-    return close_by_event_time(e, err);
+    e->more_due = false;
+    return close_by_event_time(e, true, err);
 }
 
 bool sw_state_engine_tick(sw_state_engine *e, sw_time_us now, sw_time_us max_event_time,
@@ -1458,12 +1481,21 @@ bool sw_state_engine_tick(sw_state_engine *e, sw_time_us now, sw_time_us max_eve
         (e->max_event == SW_TIME_UNSET || max_event_time > e->max_event)) {
         e->max_event = max_event_time;
     }
-    if (!close_by_event_time(e, err)) {
+    e->more_due = false;
+    if (!close_by_event_time(e, true, err)) {
         return false;
+    }
+    if (e->more_due) {
+        return true;
     }
     while (caught_up && e->lru_head != NULL && now - e->lru_head->last_wall > e->o.scan_quiet_us) {
         if (!apply_window(e, e->lru_head, err)) {
             return false;
+        }
+        if (e->lru_head != NULL && now - e->lru_head->last_wall > e->o.scan_quiet_us &&
+            batch_full(e)) {
+            e->more_due = true;
+            return true;
         }
     }
     return true;
@@ -1477,6 +1509,11 @@ bool sw_state_engine_close_all(sw_state_engine *e, sw_err *err)
         }
     }
     return true;
+}
+
+bool sw_state_engine_more_due(const sw_state_engine *e)
+{
+    return e->more_due;
 }
 
 size_t sw_state_engine_pending_events(const sw_state_engine *e)
@@ -1767,6 +1804,9 @@ sw_state_engine *sw_state_engine_new(sw_state *st, const sw_state_engine_opts *o
     e->o.diff_log = NULL;
     if (e->o.max_window_records == 0) {
         e->o.max_window_records = 100000;
+    }
+    if (e->o.batch_bytes_max == 0) {
+        e->o.batch_bytes_max = (size_t)4 << 20;
     }
 
     e->max_event = SW_TIME_UNSET;

@@ -75,6 +75,10 @@ typedef struct sw_state_engine_opts {
      * written on the next start (from the outbox entries that still exist)
      * and lines already written are not written again. */
     const char *diff_log;
+    /* Closing windows by rules (b) and (c) stops once the batch holds this
+     * many bytes and sw_state_engine_more_due says so; the caller commits
+     * and calls sw_state_engine_tick to go on. 0 = 4 MiB. */
+    size_t batch_bytes_max;
 } sw_state_engine_opts;
 
 typedef struct sw_state_engine sw_state_engine;
@@ -135,7 +139,8 @@ bool sw_state_engine_add(sw_state_engine *e, const sw_state_pos *pos, const sw_s
 bool sw_state_engine_dead_letter(sw_state_engine *e, const sw_state_pos *pos, const char *kind,
                                  const char *reason, const void *bytes, size_t len, sw_err *err);
 /* Marks the event at pos fully processed: its partition's checkpoint
- * candidate. Also closes windows by event time (rule b). */
+ * candidate. Also closes windows by event time (rule b), up to
+ * batch_bytes_max of batch (see sw_state_engine_more_due). */
 bool sw_state_engine_event_done(sw_state_engine *e, const sw_state_pos *pos, sw_err *err);
 /*
  * Rule (b): closes windows whose last record's event time is more than
@@ -156,6 +161,16 @@ bool sw_state_engine_close_all(sw_state_engine *e, sw_err *err);
 bool sw_state_engine_commit(sw_state_engine *e, sw_err *err);
 /* Events marked done since the last commit (for the caller's batch size). */
 size_t sw_state_engine_pending_events(const sw_state_engine *e);
+/*
+ * True when the last event_done or tick left due windows open because the
+ * batch reached batch_bytes_max (a gap in event time can make every open
+ * window due at once: ~700 windows, 18 MB in one batch, on a 100,000-image
+ * tenant). The caller commits, then calls sw_state_engine_tick (same
+ * caught_up) until this is false. A caller that does not (the next add
+ * closes what is due first, whatever the batch size) gets the same
+ * diff records in one bigger batch; so does a restart between the commits.
+ */
+bool sw_state_engine_more_due(const sw_state_engine *e);
 void sw_state_engine_get_stats(const sw_state_engine *e, sw_state_engine_stats *out);
 
 /*

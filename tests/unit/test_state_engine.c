@@ -561,6 +561,77 @@ static void test_close_by_event_time(void **state)
     expect_diff(f, "B", "");
 }
 
+/* Five windows due at once: with batch_bytes_max tiny, each closes in its own
+ * commit (sw_state_engine_more_due between them), in event-time order; a
+ * restart between those commits closes the rest before a new record of one
+ * of their images is staged, so that record opens a window of its own. */
+static void stage_five_and_cut(fx *f)
+{
+    f->o.batch_bytes_max = 1;
+    fx_reopen_engine(f);
+    const char *img[] = {"r/a@1", "r/b@1", "r/c@1", "r/d@1", "r/e@1"};
+    const char *key[] = {"A", "B", "C", "D", "E"};
+    for (int i = 0; i < 5; i++) {
+        add_ex(f, img[i], key[i], ACTIVE, T0 + S(i), PLAIN, false, T0 + S(i), NULL);
+    }
+    commit(f);
+    assert_false(sw_state_engine_more_due(f->e));
+    /* Event time moves 1000 s on: all five are due; the close stops after one. */
+    add_ex(f, "r/z@1", "Z", ACTIVE, T0 + S(1000), PLAIN, false, T0 + S(1000), NULL);
+    assert_true(sw_state_engine_more_due(f->e));
+    commit(f);
+    expect_diff(f, "A", "");
+    expect_no_diff(f);
+}
+
+static void test_close_bounded_by_batch_bytes(void **state)
+{
+    fx *f = *state;
+    stage_five_and_cut(f);
+    sw_err err;
+    sw_state_engine_stats st0, st1;
+    sw_state_engine_get_stats(f->e, &st0);
+    int rounds = 0;
+    while (sw_state_engine_more_due(f->e)) {
+        assert_true(sw_state_engine_tick(f->e, 0, SW_TIME_UNSET, false, &err));
+        commit(f);
+        rounds++;
+    }
+    sw_state_engine_get_stats(f->e, &st1);
+    assert_int_equal(rounds, 4); /* B, C, D, E: one commit each */
+    assert_int_equal(st1.open_windows, 1); /* Z */
+    expect_diff(f, "B", "");
+    expect_diff(f, "C", "");
+    expect_diff(f, "D", "");
+    expect_diff(f, "E", "");
+    expect_no_diff(f);
+    f->o.batch_bytes_max = 0;
+}
+
+static void test_close_bounded_restart_between_commits(void **state)
+{
+    fx *f = *state;
+    stage_five_and_cut(f);
+    fx_close(f); /* a crash with B..E due and open */
+    fx_open(f);
+    sw_state_engine_stats st;
+    sw_state_engine_get_stats(f->e, &st);
+    assert_int_equal(st.open_windows, 5); /* B, C, D, E, Z */
+    /* A rescan of b: its old window closes first, the record opens a new one. */
+    add_ex(f, "r/b@1", "B2", ACTIVE, T0 + S(1001), PLAIN, false, T0 + S(1001), NULL);
+    commit(f);
+    expect_diff(f, "B", "");
+    expect_diff(f, "C", "");
+    expect_diff(f, "D", "");
+    expect_diff(f, "E", "");
+    expect_no_diff(f);
+    close_commit(f);
+    expect_diff(f, "Z", "");
+    expect_diff(f, "B2", "");
+    expect_no_diff(f);
+    f->o.batch_bytes_max = 0;
+}
+
 static void test_close_by_wall_time(void **state)
 {
     fx *f = *state;
@@ -745,6 +816,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_back_in_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_entry_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_event_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_bounded_by_batch_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_bounded_restart_between_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_wall_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_window_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window_cap, setup, teardown),
