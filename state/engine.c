@@ -1337,11 +1337,22 @@ static bool join_window(sw_state_engine *e, struct win *w, const sw_state_pos *p
     return true;
 }
 
-static bool due_by_event_time(const sw_state_engine *e)
+/* Rule (b)'s next window: its last record's event time is more than
+ * scan_quiet behind the highest event time seen. */
+static struct win *due_by_event_time(const sw_state_engine *e, sw_time_us now)
 {
-    return e->max_event != SW_TIME_UNSET && e->heap_n > 0 &&
-           e->heap[0]->last_event != SW_TIME_UNSET &&
-           e->max_event - e->heap[0]->last_event > e->o.scan_quiet_us;
+    (void)now;
+    bool due = e->max_event != SW_TIME_UNSET && e->heap_n > 0 &&
+               e->heap[0]->last_event != SW_TIME_UNSET &&
+               e->max_event - e->heap[0]->last_event > e->o.scan_quiet_us;
+    return due ? e->heap[0] : NULL;
+}
+
+/* Rule (c)'s next window: no record for scan_quiet of wall time. */
+static struct win *due_by_wall_time(const sw_state_engine *e, sw_time_us now)
+{
+    bool due = e->lru_head != NULL && now - e->lru_head->last_wall > e->o.scan_quiet_us;
+    return due ? e->lru_head : NULL;
 }
 
 static bool batch_full(const sw_state_engine *e)
@@ -1351,15 +1362,18 @@ static bool batch_full(const sw_state_engine *e)
     return n >= e->o.batch_bytes_max;
 }
 
-/* Rule (b). bounded: stops once the batch is full and windows are still
- * due (more_due); at least one window is applied per call. */
-static bool close_by_event_time(sw_state_engine *e, bool bounded, sw_err *err)
+/* Applies the windows a rule finds due, in its order. bounded: stops once
+ * the batch is full while windows are still due (more_due); at least one
+ * window is applied per call. */
+static bool close_due(sw_state_engine *e, struct win *(*due)(const sw_state_engine *, sw_time_us),
+                      sw_time_us now, bool bounded, sw_err *err)
 {
-    while (due_by_event_time(e)) {
-        if (!apply_window(e, e->heap[0], err)) {
+    struct win *w;
+    while ((w = due(e, now)) != NULL) {
+        if (!apply_window(e, w, err)) {
             return false;
         }
-        if (bounded && due_by_event_time(e) && batch_full(e)) {
+        if (bounded && due(e, now) != NULL && batch_full(e)) {
             e->more_due = true;
             return true;
         }
@@ -1378,7 +1392,7 @@ bool sw_state_engine_add(sw_state_engine *e, const sw_state_pos *pos, const sw_s
     }
     /* Windows left due by a bounded close (or by a restart between its
      * commits) close before a record could join one of them. */
-    if (!close_by_event_time(e, false, err)) {
+    if (!close_due(e, due_by_event_time, 0, false, err)) {
         return false;
     }
     struct win *w = tab_find(e, r->image, hash_str(r->image));
@@ -1471,7 +1485,7 @@ bool sw_state_engine_event_done(sw_state_engine *e, const sw_state_pos *pos, sw_
     }
     e->pending_events++;
     e->more_due = false;
-    return close_by_event_time(e, true, err);
+    return close_due(e, due_by_event_time, 0, true, err);
 }
 
 bool sw_state_engine_tick(sw_state_engine *e, sw_time_us now, sw_time_us max_event_time,
@@ -1482,23 +1496,13 @@ bool sw_state_engine_tick(sw_state_engine *e, sw_time_us now, sw_time_us max_eve
         e->max_event = max_event_time;
     }
     e->more_due = false;
-    if (!close_by_event_time(e, true, err)) {
+    if (!close_due(e, due_by_event_time, now, true, err)) {
         return false;
     }
-    if (e->more_due) {
-        return true;
+    if (e->more_due || !caught_up) {
+        return true; /* rule (c) goes on after what rule (b) left is committed */
     }
-    while (caught_up && e->lru_head != NULL && now - e->lru_head->last_wall > e->o.scan_quiet_us) {
-        if (!apply_window(e, e->lru_head, err)) {
-            return false;
-        }
-        if (e->lru_head != NULL && now - e->lru_head->last_wall > e->o.scan_quiet_us &&
-            batch_full(e)) {
-            e->more_due = true;
-            return true;
-        }
-    }
-    return true;
+    return close_due(e, due_by_wall_time, now, true, err);
 }
 
 bool sw_state_engine_close_all(sw_state_engine *e, sw_err *err)
