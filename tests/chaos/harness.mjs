@@ -5,9 +5,12 @@
 // the stream on the hub is exactly the generated one.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
+import { diffKey, readDiffs } from "./diffs.mjs";
+
+export { diffKey, readDiffs };
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -131,21 +134,6 @@ export function cutNear(starts, want) {
   let best = starts[0];
   for (const c of starts) if (Math.abs(c - want) < Math.abs(best - want)) best = c;
   return best;
-}
-
-// Complete lines only: a running service may be writing the last one while we read.
-export function readDiffs(path) {
-  if (!existsSync(path)) return [];
-  const lines = readFileSync(path, "utf8").split("\n");
-  lines.pop(); // "" after the last newline, or a line not yet complete
-  return lines.filter((l) => l.length > 0).map((l) => JSON.parse(l));
-}
-
-// A diff record's identity: what it says, not where it was read (offsets differ between runs).
-export function diffKey(rec) {
-  const newKeys = rec.new.map((f) => f.key).sort();
-  const resolved = [...rec.resolved].sort();
-  return JSON.stringify([rec.image, rec.scan_time, newKeys, resolved]);
 }
 
 export function offlineDiffs(scanwatch, streamPath, dir, scanQuiet) {

@@ -8,35 +8,12 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { checker, emulatorArgs, loadSdk, sleep } from "./emulator-testkit.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-let sdk;
-try {
-  sdk = await import("@azure/event-hubs");
-} catch (e) {
-  console.error(`FAIL: cannot load @azure/event-hubs (${e.code ?? e.message}).\n` +
-    `Install the pinned SDK first: (cd ${here} && npm ci) — scripts/test does this.`);
-  process.exit(1);
-}
-const { EventHubConsumerClient, earliestEventPosition } = sdk;
-const args = process.argv.slice(2);
-const argOf = (n) => (args.indexOf(n) >= 0 ? args[args.indexOf(n) + 1] : undefined);
-const emulatorPath = argOf("--emulator");
-const genPath = argOf("--gen");
-if (!emulatorPath || !genPath) {
-  console.error("usage: node emulator-timed-load.mjs --emulator PATH --gen PATH");
-  process.exit(2);
-}
-let failures = 0;
-function check(cond, what, got, want) {
-  if (cond) return;
-  failures++;
-  console.error(`FAIL: ${what}` + (got !== undefined || want !== undefined
-    ? ` (got ${JSON.stringify(got)}, want ${JSON.stringify(want)})` : ""));
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { EventHubConsumerClient, earliestEventPosition } = await loadSdk();
+const { emulatorPath, genPath } = emulatorArgs("emulator-timed-load.mjs");
+const { check, failures } = checker();
 const work = mkdtempSync(join(tmpdir(), "emu-timed-"));
 const HUB = "timed";
 
@@ -168,8 +145,8 @@ check(typeof r === "object" && r.code === 1 && r.err().includes("--load-format '
 if (typeof r === "number") e.p.kill("SIGTERM");
 
 rmSync(work, { recursive: true, force: true });
-if (failures > 0) {
-  console.error(`${failures} check(s) failed`);
+if (failures() > 0) {
+  console.error(`${failures()} check(s) failed`);
   process.exit(1);
 }
 console.log(`ok: ${want.length} timed events`);

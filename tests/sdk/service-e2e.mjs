@@ -23,6 +23,7 @@ import { randomBytes, createHash } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { createServer } from "node:net";
+import { diffKey, readDiffs } from "../chaos/diffs.mjs";
 
 let sdk;
 try {
@@ -82,18 +83,6 @@ const streamPath = join(WORK, "stream.ndjson");
 }
 const lines = readFileSync(streamPath, "utf8").split("\n").filter((l) => l.length > 0);
 
-function diffKey(rec) {
-  const newKeys = rec.new.map((f) => f.key).sort();
-  const resolved = [...rec.resolved].sort();
-  return JSON.stringify([rec.image, rec.scan_time, newKeys, resolved]);
-}
-// Complete lines only: the service may be writing the last one while we read.
-function readDiffs(path) {
-  if (!existsSync(path)) return [];
-  const lines = readFileSync(path, "utf8").split("\n");
-  lines.pop(); // "" after the last newline, or a line not yet complete
-  return lines.filter((l) => l.length > 0).map((l) => JSON.parse(l));
-}
 const expected = (() => {
   const dir = join(WORK, "offline");
   mkdirSync(dir, { recursive: true });
