@@ -584,6 +584,16 @@ static void stage_five_and_cut(fx *f)
     expect_no_diff(f);
 }
 
+/* The four windows the cut left due, each once, in event-time order. */
+static void expect_rest_of_five(fx *f)
+{
+    expect_diff(f, "B", "");
+    expect_diff(f, "C", "");
+    expect_diff(f, "D", "");
+    expect_diff(f, "E", "");
+    expect_no_diff(f);
+}
+
 static void test_close_bounded_by_batch_bytes(void **state)
 {
     fx *f = *state;
@@ -600,12 +610,7 @@ static void test_close_bounded_by_batch_bytes(void **state)
     sw_state_engine_get_stats(f->e, &st1);
     assert_int_equal(rounds, 4); /* B, C, D, E: one commit each */
     assert_int_equal(st1.open_windows, 1); /* Z */
-    expect_diff(f, "B", "");
-    expect_diff(f, "C", "");
-    expect_diff(f, "D", "");
-    expect_diff(f, "E", "");
-    expect_no_diff(f);
-    f->o.batch_bytes_max = 0;
+    expect_rest_of_five(f);
 }
 
 static void test_close_bounded_restart_between_commits(void **state)
@@ -620,16 +625,11 @@ static void test_close_bounded_restart_between_commits(void **state)
     /* A rescan of b: its old window closes first, the record opens a new one. */
     add_ex(f, "r/b@1", "B2", ACTIVE, T0 + S(1001), PLAIN, false, T0 + S(1001), NULL);
     commit(f);
-    expect_diff(f, "B", "");
-    expect_diff(f, "C", "");
-    expect_diff(f, "D", "");
-    expect_diff(f, "E", "");
-    expect_no_diff(f);
+    expect_rest_of_five(f);
     close_commit(f);
     expect_diff(f, "Z", "");
     expect_diff(f, "B2", "");
     expect_no_diff(f);
-    f->o.batch_bytes_max = 0;
 }
 
 static void test_close_by_wall_time(void **state)
